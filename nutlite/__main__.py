@@ -1,0 +1,3 @@
+from nutlite.cli import main
+
+raise SystemExit(main())

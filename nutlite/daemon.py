@@ -1,0 +1,218 @@
+"""What every nutlite daemon shares: NUT's common flags, pid files, ``-c reload|stop``, dropping root,
+logging, running in the background, and systemd's sd_notify."""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import logging
+import logging.handlers
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+log = logging.getLogger("nutlite")
+
+SIGNALS = {"reload": signal.SIGHUP, "stop": signal.SIGTERM}
+
+
+def add_common_flags(parser: argparse.ArgumentParser) -> None:
+    """NUT's daemon flags: -F, -D, -u, -c (and -B to force background)."""
+    parser.add_argument("-F", dest="foreground", action="count", default=0,
+                        help="stay in the foreground (do not fork)")
+    parser.add_argument("-B", dest="background", action="store_true",
+                        help="go to the background even with -D")
+    parser.add_argument("-D", dest="debug", action="count", default=0,
+                        help="raise the debug level (repeatable); implies -F")
+    parser.add_argument("-u", dest="user", metavar="USER",
+                        help="run as USER when started as root")
+    parser.add_argument("-c", dest="command", metavar="CMD", choices=sorted(SIGNALS),
+                        help="send CMD (reload or stop) to the running instance, found by its pid file")
+
+
+def setup_logging(prog: str, debug: int = 0, foreground: bool = True) -> None:
+    """Log to stderr in the foreground (the journal under systemd), to syslog in the background."""
+    level = logging.DEBUG if debug else logging.INFO
+    root = logging.getLogger()
+    for h in list(root.handlers):
+        root.removeHandler(h)
+    if foreground:
+        handler: logging.Handler = logging.StreamHandler(sys.stderr)
+        fmt = f"{prog}[%(process)d]: %(message)s" if not debug else f"%(relativeCreated)9.0f {prog}: %(message)s"
+    else:
+        try:
+            handler = logging.handlers.SysLogHandler(address="/dev/log")
+        except OSError:
+            handler = logging.StreamHandler(sys.stderr)
+        fmt = f"{prog}[%(process)d]: %(message)s"
+    handler.setFormatter(logging.Formatter(fmt))
+    root.addHandler(handler)
+    root.setLevel(level)
+
+
+def pidfile_path(statepath: str | os.PathLike[str], name: str) -> Path:
+    return Path(statepath) / f"{name}.pid"
+
+
+def write_pidfile(path: str | os.PathLike[str]) -> None:
+    try:
+        with open(path, "w") as fh:
+            fh.write(f"{os.getpid()}\n")
+    except OSError as exc:
+        log.warning("cannot write pid file %s: %s", path, exc.strerror)
+
+
+def remove_pidfile(path: str | os.PathLike[str]) -> None:
+    try:
+        with open(path) as fh:
+            if fh.read().strip() != str(os.getpid()):
+                return  # not ours any more
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def read_pid(path: str | os.PathLike[str]) -> int | None:
+    try:
+        with open(path) as fh:
+            return int(fh.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def signal_running(path: str | os.PathLike[str], command: str, prog: str) -> int:
+    """``-c reload|stop``: signal the instance whose pid is in ``path``; return an exit code."""
+    pid = read_pid(path)
+    if pid is None:
+        print(f"{prog}: no pid file {path} (is {prog} running?)", file=sys.stderr)
+        return 1
+    try:
+        os.kill(pid, SIGNALS[command])
+    except ProcessLookupError:
+        print(f"{prog}: pid {pid} from {path} is not running (stale pid file)", file=sys.stderr)
+        return 1
+    except PermissionError:
+        print(f"{prog}: not allowed to signal pid {pid} (run as its owner or root)", file=sys.stderr)
+        return 1
+    return 0
+
+
+def wait_gone(pid: int, timeout: float) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            pass
+        time.sleep(0.05)
+    return False
+
+
+def drop_privileges(user: str | None) -> None:
+    """Become ``user`` (and its groups) when running as root; nothing otherwise.
+
+    Raises SystemExit with a clear message if the user does not exist.
+    """
+    if not user or os.geteuid() != 0:
+        return
+    import pwd
+
+    try:
+        pw = pwd.getpwnam(user)
+    except KeyError:
+        raise SystemExit(f"user '{user}' does not exist (check the -u flag or the 'user' setting)") from None
+    if pw.pw_uid == 0:
+        return
+    os.setgroups(os.getgrouplist(pw.pw_name, pw.pw_gid))
+    os.setgid(pw.pw_gid)
+    os.setuid(pw.pw_uid)
+    os.environ["HOME"] = pw.pw_dir
+    log.debug("now running as %s (uid %d)", user, pw.pw_uid)
+
+
+def chown_to(path: str | os.PathLike[str], user: str | None, mode: int | None = None) -> None:
+    """Give ``path`` to ``user`` (when root) and set ``mode``; errors are logged, not raised."""
+    try:
+        if mode is not None:
+            os.chmod(path, mode)
+        if user and os.geteuid() == 0:
+            import pwd
+
+            pw = pwd.getpwnam(user)
+            os.chown(path, pw.pw_uid, pw.pw_gid)
+    except (OSError, KeyError) as exc:
+        log.warning("cannot set owner/mode of %s: %s", path, exc)
+
+
+def daemonize() -> None:
+    """Go to the background: double fork, new session, stdio on /dev/null."""
+    if os.fork() > 0:
+        os._exit(0)
+    os.setsid()
+    if os.fork() > 0:
+        os._exit(0)
+    fd = os.open(os.devnull, os.O_RDWR)
+    for target in (0, 1, 2):
+        os.dup2(fd, target)
+    if fd > 2:
+        os.close(fd)
+
+
+def is_foreground(args: argparse.Namespace) -> bool:
+    if args.background:
+        return False
+    return bool(args.foreground or args.debug)
+
+
+class Notifier:
+    """systemd's sd_notify (READY, WATCHDOG, STATUS, RELOADING, STOPPING); silent when not under systemd."""
+
+    def __init__(self) -> None:
+        self._sock = None
+        if os.environ.get("NOTIFY_SOCKET"):
+            try:
+                import sdnotify
+
+                self._sock = sdnotify.SystemdNotifier()
+            except ImportError:  # pragma: no cover - sdnotify is a dependency
+                self._sock = None
+        usec = os.environ.get("WATCHDOG_USEC")
+        wpid = os.environ.get("WATCHDOG_PID")
+        self.watchdog_interval: float | None = None
+        if usec and (not wpid or wpid == str(os.getpid())):
+            try:
+                self.watchdog_interval = int(usec) / 2e6  # ping at half the timeout
+            except ValueError:
+                self.watchdog_interval = None
+
+    @property
+    def active(self) -> bool:
+        return self._sock is not None
+
+    def send(self, text: str) -> None:
+        if self._sock is not None:
+            try:
+                self._sock.notify(text)
+            except OSError as exc:
+                if exc.errno != errno.ECONNREFUSED:
+                    log.debug("sd_notify failed: %s", exc)
+
+    def ready(self, status: str | None = None) -> None:
+        self.send("READY=1" + (f"\nSTATUS={status}" if status else ""))
+
+    def watchdog(self) -> None:
+        self.send("WATCHDOG=1")
+
+    def status(self, text: str) -> None:
+        self.send(f"STATUS={text}")
+
+    def reloading(self) -> None:
+        mono = int(time.clock_gettime(time.CLOCK_MONOTONIC) * 1_000_000)
+        self.send(f"RELOADING=1\nMONOTONIC_USEC={mono}")
+
+    def stopping(self) -> None:
+        self.send("STOPPING=1")

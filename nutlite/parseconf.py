@@ -1,0 +1,246 @@
+"""NUT's tokenizer and encoder, shared by config files, the network protocol and the driver socket.
+
+The rules are those of NUT's parseconf (NUT-FACTS §3.1):
+
+* a line is split into words on spaces and tabs; a newline ends the line;
+* ``#`` outside quotes starts a comment that runs to the end of the line;
+* ``"..."`` makes one word, which may be empty; a ``"`` in the middle of an unquoted word is literal;
+* ``\\`` takes the next character literally, inside and outside quotes; before a newline it joins lines;
+* an unescaped ``#`` inside quotes is an error, and the whole line is rejected;
+* ``=`` is always a word of its own, even without spaces around it (``a=b`` is ``a``, ``=``, ``b``);
+* characters outside printable ASCII (other than tab and newline) are dropped;
+* at most 32 words of 512 characters: what is beyond is dropped.
+
+The core is sans-IO: :class:`Tokenizer` takes text in any pieces and hands back whole lines.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+MAX_ARGS = 32
+MAX_WORD = 512
+
+# States of the character machine.
+_NORMAL, _WORD, _WORD_ESC, _QUOTED, _QUOTED_ESC, _COMMENT = range(6)
+
+
+class ParseError(ValueError):
+    """A line that NUT's parser rejects (the message says why, ``lineno`` where)."""
+
+    def __init__(self, message: str, lineno: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.lineno = lineno
+
+
+@dataclass
+class Line:
+    """One logical line: its words, or the reason it was rejected, and where it started."""
+
+    words: list[str]
+    lineno: int = 0
+    error: str | None = None
+    dropped: list[str] = field(default_factory=list)  # notes about dropped characters/words
+
+
+class Tokenizer:
+    """Incremental NUT tokenizer: :meth:`feed` text in any pieces, get back completed lines."""
+
+    def __init__(self, max_args: int = MAX_ARGS, max_word: int = MAX_WORD) -> None:
+        self.max_args = max_args
+        self.max_word = max_word
+        self.lineno = 1  # physical line the next character belongs to
+        self._reset()
+        self._start = 1
+
+    def _reset(self) -> None:
+        self._state = _NORMAL
+        self._words: list[str] = []
+        self._cur: list[str] = []
+        self._error: str | None = None
+        self._notes: list[str] = []
+        self._in_word = False
+        self._overflow = False
+
+    @property
+    def pending(self) -> bool:
+        """True while a line has been started but not finished."""
+        return bool(self._words or self._in_word or self._state != _NORMAL or self._error)
+
+    def _end_word(self) -> None:
+        word = "".join(self._cur)
+        self._cur = []
+        self._in_word = False
+        if len(word) > self.max_word:
+            self._notes.append(f"word longer than {self.max_word} characters truncated")
+            word = word[: self.max_word]
+        self._add_word(word)
+
+    def _add_word(self, word: str) -> None:
+        if len(self._words) < self.max_args:
+            self._words.append(word)
+        elif not self._overflow:
+            self._overflow = True
+            self._notes.append(f"words after the {self.max_args}th dropped")
+
+    def _end_line(self) -> Line:
+        if self._in_word:
+            self._end_word()
+        line = Line(self._words, self._start, self._error, self._notes)
+        self._reset()
+        self._start = self.lineno
+        return line
+
+    def feed(self, text: str) -> list[Line]:
+        """Consume ``text``; return the lines it completed (a line ends at ``\\n``)."""
+        out: list[Line] = []
+        for ch in text:
+            if ch == "\n":
+                self.lineno += 1
+                state = self._state
+                if state == _WORD_ESC:  # backslash-newline joins lines
+                    self._state = _WORD
+                    continue
+                if state == _QUOTED_ESC:
+                    self._state = _QUOTED
+                    continue
+                if state == _QUOTED and self._error is None:
+                    self._error = "Unbalanced word due to missing close quote"
+                out.append(self._end_line())
+                continue
+            o = ord(ch)
+            if (o < 0x20 and ch != "\t") or o > 0x7E:
+                self._notes.append(f"dropped non-printable character 0x{o:02x}")
+                continue
+            state = self._state
+            if state == _NORMAL:
+                if ch == " " or ch == "\t":
+                    continue
+                if ch == "#":
+                    self._state = _COMMENT
+                elif ch == '"':
+                    self._state = _QUOTED
+                    self._in_word = True
+                elif ch == "\\":
+                    self._state = _WORD_ESC
+                    self._in_word = True
+                elif ch == "=":
+                    self._add_word("=")
+                else:
+                    self._state = _WORD
+                    self._in_word = True
+                    self._cur.append(ch)
+            elif state == _WORD:
+                if ch == " " or ch == "\t":
+                    self._end_word()
+                    self._state = _NORMAL
+                elif ch == "#":
+                    self._end_word()
+                    self._state = _COMMENT
+                elif ch == "=":
+                    self._end_word()
+                    self._add_word("=")
+                    self._state = _NORMAL
+                elif ch == "\\":
+                    self._state = _WORD_ESC
+                else:
+                    self._cur.append(ch)
+            elif state == _QUOTED:
+                if ch == '"':
+                    self._end_word()
+                    self._state = _NORMAL
+                elif ch == "\\":
+                    self._state = _QUOTED_ESC
+                elif ch == "#":
+                    if self._error is None:
+                        self._error = "Unbalanced word due to unescaped # in quotes"
+                    self._cur.append(ch)
+                else:
+                    self._cur.append(ch)
+            elif state == _WORD_ESC:
+                self._cur.append(ch)
+                self._state = _WORD
+            elif state == _QUOTED_ESC:
+                self._cur.append(ch)
+                self._state = _QUOTED
+            # _COMMENT: ignore everything up to the newline
+        return out
+
+    def finish(self) -> Line | None:
+        """End of input: return the last line if it had no newline (None if nothing was pending)."""
+        if not self.pending:
+            return None
+        if self._state in (_QUOTED, _QUOTED_ESC) and self._error is None:
+            self._error = "Unbalanced word due to missing close quote"
+        return self._end_line()
+
+
+# Lines with none of these characters split like str.split() (the network fast path).
+_SPECIAL = re.compile(r'["\\#=\x00-\x08\x0a-\x1f\x7f-\U0010ffff]')
+
+
+def split_line(line: str) -> list[str]:
+    """Tokenize one line (without its newline); raise :class:`ParseError` if NUT would reject it."""
+    if line.endswith("\r"):
+        line = line.rstrip("\r")
+    if not _SPECIAL.search(line):
+        words = line.split()
+        if len(words) > MAX_ARGS:
+            words = words[:MAX_ARGS]
+        if any(len(w) > MAX_WORD for w in words):
+            words = [w[:MAX_WORD] for w in words]
+        return words
+    tok = Tokenizer()
+    lines = tok.feed(line)
+    last = tok.finish()
+    if last is not None:
+        lines.append(last)
+    words: list[str] = []
+    for ln in lines:  # an embedded newline only happens when the caller passed one
+        if ln.error:
+            raise ParseError(ln.error)
+        words.extend(ln.words)
+    return words
+
+
+def parse_text(text: str) -> Iterator[Line]:
+    """All logical lines of a config text, blank and comment-only lines left out.
+
+    Rejected lines are returned with ``error`` set so the caller can report file and line.
+    """
+    tok = Tokenizer()
+    for ln in tok.feed(text):
+        if ln.words or ln.error:
+            yield ln
+    last = tok.finish()
+    if last is not None and (last.words or last.error):
+        yield last
+
+
+def encode(value: str) -> str:
+    """Escape a value for output as NUT's pconf_encode does: backslash before ``\\``, ``"`` and ``#``."""
+    if "\\" not in value and '"' not in value and "#" not in value:
+        return value
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("#", "\\#")
+
+
+def quote(value: str) -> str:
+    """``value`` encoded and in double quotes: one word for any tokenizer."""
+    return '"' + encode(value) + '"'
+
+
+def join_words(words: list[str]) -> str:
+    """A request line for ``words``: plain words as they are, others quoted."""
+    out = []
+    for w in words:
+        if w and not _NEEDS_QUOTE.search(w):
+            out.append(w)
+        else:
+            out.append(quote(w))
+    return " ".join(out)
+
+
+_NEEDS_QUOTE = re.compile(r'[\s"\\#=]')
