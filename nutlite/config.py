@@ -133,6 +133,7 @@ class UpsSection:
     lineno: int
     values: dict[str, str] = field(default_factory=dict)  # every key = value, in file order
     flags: list[str] = field(default_factory=list)  # one-word lines (nolock, ignorelb, …)
+    lines: dict[str, int] = field(default_factory=dict)  # key -> line it was set on
     globals: dict[str, str] = field(default_factory=dict)  # ups.conf globals, for fallbacks
 
     @property
@@ -192,7 +193,19 @@ class UpsConf:
     globals: dict[str, str] = field(default_factory=dict)
     global_flags: list[str] = field(default_factory=list)
     ups: dict[str, UpsSection] = field(default_factory=dict)
+    incomplete: dict[str, tuple[int, str]] = field(default_factory=dict)  # section -> (line, why left out)
     warnings: list[str] = field(default_factory=list)
+
+    def require(self, name: str) -> UpsSection:
+        """The section a driver was asked to run, or a ConfigError saying why there is none."""
+        sec = self.find(name)
+        if sec is not None:
+            return sec
+        if name in self.incomplete:
+            lineno, why = self.incomplete[name]
+            raise ConfigError(self.path, lineno, why)
+        known = ", ".join(self.ups) or "none"
+        raise ConfigError(self.path, None, f"no section [{name}] (sections defined: {known})")
 
     def find(self, name: str) -> UpsSection | None:
         """A section by name; NUT looks UPS names up case-insensitively."""
@@ -238,16 +251,22 @@ def load_ups_conf(path: str | os.PathLike[str] | None = None, text: str | None =
             if key in UPS_GLOBAL_ONLY:
                 r.warn(ln.lineno, f"'{key}' is a global setting; in section [{current.name}] it is passed to the driver only")
             current.values[key] = value
-    for sec in conf.ups.values():
-        for req in ("driver", "port"):
-            if req not in sec.values:
-                raise r.error(sec.lineno, f"section [{sec.name}] has no '{req}' (expected '{req} = ...')")
+            current.lines[key] = ln.lineno
+    for sec in list(conf.ups.values()):
+        missing = [req for req in ("driver", "port") if req not in sec.values]
+        if missing:
+            # NUT leaves an incomplete section out and carries on; so do we, loudly.
+            why = f"section [{sec.name}] has no '{missing[0]}' (expected '{missing[0]} = ...'); it is ignored"
+            r.warn(sec.lineno, why)
+            conf.incomplete[sec.name] = (sec.lineno, why)
+            del conf.ups[sec.name]
+            continue
         for key in ("sdorder", "maxretry", "retrydelay", "maxstartdelay", "pollinterval"):
             if key in sec.values:
                 try:
                     int(sec.values[key])
                 except ValueError:
-                    raise r.error(sec.lineno, f"[{sec.name}] {key}: expected a whole number, got '{sec.values[key]}'") from None
+                    raise r.error(sec.lines[key], f"[{sec.name}] {key}: expected a whole number, got '{sec.values[key]}'") from None
     conf.warnings = r.warnings
     return conf
 

@@ -64,6 +64,7 @@ class Tokenizer:
         self._notes: list[str] = []
         self._in_word = False
         self._overflow = False
+        self._dropped_note = False
 
     @property
     def pending(self) -> bool:
@@ -95,29 +96,57 @@ class Tokenizer:
         return line
 
     def feed(self, text: str) -> list[Line]:
-        """Consume ``text``; return the lines it completed (a line ends at ``\\n``)."""
+        """Consume ``text``; return the lines it completed.
+
+        A newline ends a line, except inside quotes or right after a backslash, where it is dropped
+        like any other control character (so a quoted word can span lines, as in NUT).
+        """
         out: list[Line] = []
-        for ch in text:
+        pos = 0
+        n = len(text)
+        while pos < n:
+            nl = text.find("\n", pos)
+            end = n if nl < 0 else nl + 1
+            if nl >= 0 and self._idle():
+                segment = text[pos:nl]
+                if not _SPECIAL.search(segment):  # fast path: a plain line
+                    out.append(Line(_limit(segment.split()), self._start))
+                    self.lineno += 1
+                    self._start = self.lineno
+                    pos = end
+                    continue
+            self._run(text, pos, end, out)
+            pos = end
+        return out
+
+    def _idle(self) -> bool:
+        return self._state == _NORMAL and not self._words and not self._in_word and self._error is None
+
+    def _add(self, ch: str) -> None:
+        """Add a character to the current word; NUT drops anything outside printable ASCII."""
+        if " " <= ch <= "~":
+            self._cur.append(ch)
+        elif ch != "\n" and not self._dropped_note:
+            self._dropped_note = True
+            self._notes.append(f"dropped non-printable character 0x{ord(ch):02x}")
+
+    def _run(self, text: str, pos: int, end: int, out: list[Line]) -> None:
+        for i in range(pos, end):
+            ch = text[i]
+            state = self._state
             if ch == "\n":
                 self.lineno += 1
-                state = self._state
-                if state == _WORD_ESC:  # backslash-newline joins lines
+                if state in (_NORMAL, _WORD, _COMMENT):
+                    out.append(self._end_line())
+                    continue
+                # inside quotes or after a backslash the newline is just dropped
+                if state == _WORD_ESC:
                     self._state = _WORD
-                    continue
-                if state == _QUOTED_ESC:
+                elif state == _QUOTED_ESC:
                     self._state = _QUOTED
-                    continue
-                if state == _QUOTED and self._error is None:
-                    self._error = "Unbalanced word due to missing close quote"
-                out.append(self._end_line())
                 continue
-            o = ord(ch)
-            if (o < 0x20 and ch != "\t") or o > 0x7E:
-                self._notes.append(f"dropped non-printable character 0x{o:02x}")
-                continue
-            state = self._state
             if state == _NORMAL:
-                if ch == " " or ch == "\t":
+                if ch in _SPACE:
                     continue
                 if ch == "#":
                     self._state = _COMMENT
@@ -132,9 +161,9 @@ class Tokenizer:
                 else:
                     self._state = _WORD
                     self._in_word = True
-                    self._cur.append(ch)
+                    self._add(ch)
             elif state == _WORD:
-                if ch == " " or ch == "\t":
+                if ch in _SPACE:
                     self._end_word()
                     self._state = _NORMAL
                 elif ch == "#":
@@ -147,7 +176,7 @@ class Tokenizer:
                 elif ch == "\\":
                     self._state = _WORD_ESC
                 else:
-                    self._cur.append(ch)
+                    self._add(ch)
             elif state == _QUOTED:
                 if ch == '"':
                     self._end_word()
@@ -155,19 +184,20 @@ class Tokenizer:
                 elif ch == "\\":
                     self._state = _QUOTED_ESC
                 elif ch == "#":
-                    if self._error is None:
-                        self._error = "Unbalanced word due to unescaped # in quotes"
-                    self._cur.append(ch)
+                    # NUT rejects the line; the rest of it is skipped
+                    self._error = "Unbalanced word due to unescaped # in quotes"
+                    self._cur = []
+                    self._in_word = False
+                    self._state = _COMMENT
                 else:
-                    self._cur.append(ch)
+                    self._add(ch)
             elif state == _WORD_ESC:
-                self._cur.append(ch)
+                self._add(ch)
                 self._state = _WORD
             elif state == _QUOTED_ESC:
-                self._cur.append(ch)
+                self._add(ch)
                 self._state = _QUOTED
             # _COMMENT: ignore everything up to the newline
-        return out
 
     def finish(self) -> Line | None:
         """End of input: return the last line if it had no newline (None if nothing was pending)."""
@@ -178,28 +208,32 @@ class Tokenizer:
         return self._end_line()
 
 
-# Lines with none of these characters split like str.split() (the network fast path).
-_SPECIAL = re.compile(r'["\\#=\x00-\x08\x0a-\x1f\x7f-\U0010ffff]')
+# Whitespace between words: what C's isspace() says, less the newline.
+_SPACE = " \t\r\v\f"
+# Lines with none of these characters split exactly like str.split() (the fast path).
+_SPECIAL = re.compile(r'["\\#=\x00-\x08\x0e-\x1f\x7f-\U0010ffff]')
+
+
+def _limit(words: list[str]) -> list[str]:
+    if len(words) > MAX_ARGS:
+        words = words[:MAX_ARGS]
+    for w in words:
+        if len(w) > MAX_WORD:
+            return [x[:MAX_WORD] for x in words]
+    return words
 
 
 def split_line(line: str) -> list[str]:
     """Tokenize one line (without its newline); raise :class:`ParseError` if NUT would reject it."""
-    if line.endswith("\r"):
-        line = line.rstrip("\r")
     if not _SPECIAL.search(line):
-        words = line.split()
-        if len(words) > MAX_ARGS:
-            words = words[:MAX_ARGS]
-        if any(len(w) > MAX_WORD for w in words):
-            words = [w[:MAX_WORD] for w in words]
-        return words
+        return _limit(line.split())
     tok = Tokenizer()
-    lines = tok.feed(line)
+    lines = tok.feed(line.replace("\n", " "))
     last = tok.finish()
     if last is not None:
         lines.append(last)
     words: list[str] = []
-    for ln in lines:  # an embedded newline only happens when the caller passed one
+    for ln in lines:
         if ln.error:
             raise ParseError(ln.error)
         words.extend(ln.words)
