@@ -1,0 +1,51 @@
+# nutlite — see README.md.  `make run` and `make test` install what they need first.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+# Root with apt-get: install Debian's NUT for the interop tests, and insist that they run.
+ROOT_APT := $(shell [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && echo yes)
+PYTEST_ARGS ?=
+
+.PHONY: help run test test-fast bench lint deps nut-deps clean
+
+help: ## this list
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@if ! $(PYTHON) -m venv --help >/dev/null 2>&1 || ! $(PYTHON) -c 'import ensurepip' 2>/dev/null; then \
+	  if [ "$(ROOT_APT)" = yes ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 python3-venv python3-pip; \
+	  else echo "need python3 with venv (apt-get install python3-venv)"; exit 1; fi; fi
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	@touch $@
+
+deps: $(STAMP) ## create .venv and install nutlite with its test dependencies
+
+nut-deps: ## as root: apt-get install Debian's NUT (nut-server nut-client python3-nut) for interop tests
+ifeq ($(ROOT_APT),yes)
+	@if [ ! -x /lib/nut/upsd ] || [ ! -x /bin/upsc ] || [ ! -f /usr/lib/python3/dist-packages/PyNUT.py ]; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nut-server nut-client python3-nut openssl; fi
+else
+	@echo "not root: interop tests against Debian's NUT run only if it is already installed"
+endif
+
+run: deps ## run the whole stack on a simulated UPS (upsd on 127.0.0.1:3493)
+	$(VENV)/bin/nutlite demo
+
+test: deps nut-deps ## run the whole test suite (unit, integration, interop)
+	NUTLITE_REQUIRE_REAL_NUT=$(if $(ROOT_APT),1,0) $(PY) -m pytest -n 2 -q $(PYTEST_ARGS)
+
+test-fast: deps ## unit tests only (no daemons)
+	$(PY) -m pytest -q -m "not interop" tests/test_parseconf.py tests/test_config.py
+
+bench: deps nut-deps ## benchmarks: nutlite vs Debian's upsd (throughput, latency, RSS, CPU)
+	$(PY) bench/bench.py
+
+lint: deps ## ruff
+	$(VENV)/bin/ruff check nutlite tests bench
+
+clean: ## remove the virtualenv and caches
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis .demo
