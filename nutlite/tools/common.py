@@ -1,0 +1,186 @@
+"""Helpers shared by the NUT client tools (upsc, upscmd, upsrw, upslog).
+
+The tools take NUT's single-letter options with POSIX getopt rules (options end at the first
+operand), print NUT's messages, and use :mod:`nutlite.client` for the protocol.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import pwd
+import sys
+from collections.abc import Callable
+from typing import TextIO
+
+from nutlite import __version__
+from nutlite.client import AddressError, NutClient, UpsAddress, parse_upsname
+
+NUT_VERSION = "2.8.0"  # the NUT release whose tools these behave like
+UPS_FORMAT = "upsname[@hostname[:port]]"
+
+
+def banner(tool: str) -> str:
+    """First line of help and version output."""
+    return f"Network UPS Tools {tool} {NUT_VERSION} (nutlite {__version__})"
+
+
+def err(*lines: str) -> None:
+    """Print lines on stderr."""
+    for line in lines:
+        print(line, file=sys.stderr)
+    sys.stderr.flush()
+
+
+class GetoptError(Exception):
+    """A bad option; ``message`` is worded like glibc's getopt."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def getopt(
+    argv: list[str], optstring: str, errors: list[str] | None = None
+) -> tuple[list[tuple[str, str]], list[str]]:
+    """POSIX getopt: ``-abc``, ``-u user``/``-uuser``, options stop at the first operand or ``--``.
+
+    A bad option raises :class:`GetoptError`, or, when an ``errors`` list is given, is recorded
+    there and skipped (as C programs that just print getopt's complaint and carry on).
+    """
+    opts: list[tuple[str, str]] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--":
+            i += 1
+            break
+        if not arg.startswith("-") or arg == "-":
+            break
+        j = 1
+        while j < len(arg):
+            ch = arg[j]
+            pos = optstring.find(ch)
+            if ch == ":" or pos < 0:
+                if errors is None:
+                    raise GetoptError(f"invalid option -- '{ch}'")
+                errors.append(f"invalid option -- '{ch}'")
+                j += 1
+                continue
+            if pos + 1 < len(optstring) and optstring[pos + 1] == ":":
+                if j + 1 < len(arg):
+                    opts.append((ch, arg[j + 1 :]))
+                else:
+                    i += 1
+                    if i >= len(argv):
+                        if errors is None:
+                            raise GetoptError(f"option requires an argument -- '{ch}'")
+                        errors.append(f"option requires an argument -- '{ch}'")
+                        break
+                    opts.append((ch, argv[i]))
+                break
+            opts.append((ch, ""))
+            j += 1
+        i += 1
+    return opts, argv[i:]
+
+
+def split_ups(text: str | None) -> UpsAddress | None:
+    """Parse ``upsname[@hostname[:port]]``; on error print NUT's messages and return None."""
+    try:
+        if text is None:
+            raise AddressError("")
+        return parse_upsname(text)
+    except AddressError as exc:
+        if exc.message:
+            err(f"{exc.where}: {exc.message}")
+        err("Error: invalid UPS definition.", f"Required format: {UPS_FORMAT}")
+        return None
+
+
+def client_for(addr: UpsAddress, timeout: float | None = None) -> NutClient:
+    """A (not yet connected) client for the server of ``addr``."""
+    if timeout is None:
+        return NutClient(addr.host, addr.port)
+    return NutClient(addr.host, addr.port, timeout=timeout)
+
+
+def login_name() -> str:
+    """The name of the user running the tool (the default for the username prompt)."""
+    try:
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        return os.environ.get("USER", "")
+
+
+def read_line(prompt: str, stream: TextIO | None = None) -> str | None:
+    """Show ``prompt`` on ``stream`` (stdout) and read one line from stdin; None at end of input."""
+    out = stream or sys.stdout
+    out.write(prompt)
+    out.flush()
+    line = sys.stdin.readline()
+    if not line:
+        return None
+    return line.rstrip("\r\n")
+
+
+def _have_tty() -> bool:
+    try:
+        fd = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY)
+    except OSError:
+        return False
+    os.close(fd)
+    return True
+
+
+def read_password(prompt: str = "Password: ") -> str | None:
+    """Read a password without echo from the terminal; without one, from stdin (prompt on stderr)."""
+    if _have_tty():
+        try:
+            return getpass.getpass(prompt)
+        except EOFError:
+            return None
+    return read_line(prompt, sys.stderr)
+
+
+def ask_credentials(
+    user: str | None, password: str | None, on_eof_user: Callable[[], str | None]
+) -> tuple[str | None, str | None]:
+    """Prompt for what is missing of username and password, as NUT's tools do.
+
+    The username prompt offers the login name as default (an empty answer takes it);
+    ``on_eof_user`` decides what end of input at that prompt means (None = give up).
+    """
+    if user is None:
+        answer = read_line(f"Username ({login_name()}): ")
+        if answer is None:
+            answer = on_eof_user()
+            if answer is None:
+                return None, None
+        user = answer or login_name()
+    if password is None:
+        password = read_password()
+        if password is None:
+            password = ""
+    return user, password
+
+
+def tool_main(func: Callable[[list[str]], int]) -> Callable[[list[str]], int]:
+    """Wrap a tool's main: a closed stdout pipe or Ctrl-C ends it quietly."""
+
+    def wrapper(argv: list[str]) -> int:
+        try:
+            return func(argv)
+        except BrokenPipeError:
+            try:
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, sys.stdout.fileno())
+            except OSError:
+                pass
+            return 1
+        except KeyboardInterrupt:
+            return 130
+
+    wrapper.__name__ = func.__name__
+    wrapper.__doc__ = func.__doc__
+    return wrapper

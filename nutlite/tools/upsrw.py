@@ -1,0 +1,219 @@
+"""``upsrw``: show or set the writable variables of a UPS.
+
+Same options, output and messages as NUT's ``upsrw``::
+
+    upsrw [-l] ups[@host[:port]]                  every RW variable: description, type, value/options
+    upsrw -s var[=value] [-u user] [-p password] [-w] [-t timeout] ups[@host[:port]]
+"""
+
+from __future__ import annotations
+
+from nutlite.client import NutClient, NutClientError, NutError, VarType
+from nutlite.tools.common import (
+    GetoptError,
+    ask_credentials,
+    banner,
+    err,
+    getopt,
+    login_name,
+    read_line,
+    split_ups,
+    tool_main,
+)
+from nutlite.tools.upscmd import DEFAULT_WAIT, authenticate, parse_timeout, wait_result
+
+TOOL = "upsrw"
+
+
+def usage() -> str:
+    return f"""{banner(TOOL)}
+
+usage: upsrw [-h]
+       upsrw [-s <variable>] [-u <username>] [-p <password>] [-w] [-t <timeout>] <ups>
+
+Show or change the writable variables of a UPS.
+
+  -h            show this help
+  -s <variable> the variable to change; -s VAR=VALUE gives the new value,
+                otherwise it is asked for
+  -l            list the writable variables (also the default without -s)
+  -u <username> username for upsd (asked for when missing)
+  -p <password> password for upsd (asked for when missing)
+  -w            wait until the driver reports the result of the change
+                and print that result
+  -t <timeout>  how long -w waits, in seconds (default: {DEFAULT_WAIT})
+
+  <ups>         the UPS, as <upsname>[@<hostname>[:<port>]]
+"""
+
+
+def _atoi(text: str) -> int:
+    """C atoi: leading integer, 0 if none."""
+    text = text.strip()
+    sign = 1
+    if text[:1] in "+-":
+        sign = -1 if text[0] == "-" else 1
+        text = text[1:]
+    digits = ""
+    for ch in text:
+        if not ch.isdigit():
+            break
+        digits += ch
+    return sign * int(digits) if digits else 0
+
+
+class ValueUnavailable(Exception):
+    """The current value of a variable could not be read (upsrw stops there, as NUT's does)."""
+
+
+def type_block(var: str, vtype: VarType, client: NutClient, ups: str) -> list[str]:
+    """The ``Type:`` line and what follows it (length, options or value) for one variable."""
+    words = [w for w in vtype.words if w.upper() != "RW"]
+    kind = "RANGE" if vtype.range else "ENUM" if vtype.enum else ""
+    recognized = (
+        vtype.range
+        or vtype.enum
+        or any(w.upper() == "NUMBER" or w.upper().startswith("STRING") for w in words)
+    )
+    if not recognized:
+        return [f"Type: {' '.join(words)} (unrecognized)"]
+    base = "STRING" if vtype.string else "NUMBER"
+    lines = [f"Type: {kind + ' ' if kind else ''}{base}"]
+    if vtype.string:
+        lines.append(f"Maximum length: {vtype.maxlen if vtype.maxlen is not None else 0}")
+    try:
+        value = client.get_var(ups, var)
+    except NutError:
+        raise ValueUnavailable(f"do_{(kind or base).lower()}: can't get current value of {var}") from None
+    if kind == "RANGE":
+        current = _atoi(value)
+        for low, high in client.list_range(ups, var):
+            selected = " SELECTED" if _atoi(low) <= current <= _atoi(high) else ""
+            lines.append(f'Option: "{low}-{high}"{selected}')
+    elif kind == "ENUM":
+        for option in client.list_enum(ups, var):
+            selected = " SELECTED" if option == value else ""
+            lines.append(f'Option: "{option}"{selected}')
+    else:
+        lines.append(f"Value: {value}")
+    return lines
+
+
+def print_rw(target: str) -> int:
+    addr = split_ups(target)
+    if addr is None:
+        return 1
+    ups = addr.upsname or ""
+    client = NutClient(addr.host, addr.port)
+    try:
+        rw = client.list_rw(ups)
+        for var in rw:
+            print(f"[{var}]")
+            try:
+                desc = client.get_desc(ups, var)
+            except NutError:
+                desc = "Description unavailable"
+            print(desc)
+            try:
+                vtype = client.get_type(ups, var)
+            except NutError:
+                print("Unknown type\n")
+                continue
+            try:
+                lines = type_block(var, vtype, client, ups)
+            except ValueUnavailable as exc:
+                err(str(exc))
+                return 1
+            print("\n".join(lines) + "\n")
+    except NutClientError as exc:
+        err(f"Error: {exc.message}")
+        return 1
+    finally:
+        client.close()
+    return 0
+
+
+def set_variable(
+    target: str, setting: str, user: str | None, password: str | None, wait: bool, timeout: int
+) -> int:
+    addr = split_ups(target)
+    if addr is None:
+        return 1
+    ups = addr.upsname or ""
+    var, sep, value = setting.partition("=")
+    client = NutClient(addr.host, addr.port)
+    try:
+        client.connect()
+        if "." not in var:
+            err("Error: old variable names are not supported")
+            return 1
+        user, password = ask_credentials(user, password, on_eof_user=login_name)
+        if not sep:
+            answer = read_line(f"Enter new value for {var}: ")
+            if answer is None:
+                err("Error reading from stdin!")
+                return 1
+            value = answer
+        if not authenticate(client, user or "", password or ""):
+            return 1
+        if wait:
+            try:
+                client.set_tracking(True)
+            except NutError as exc:
+                err(f"Enabling set variable status tracking failed. upsd answered: {exc.reply}")
+                return 1
+        try:
+            tracking_id = client.set_var(ups, var, value)
+        except NutError as exc:
+            err(f"Unexpected response from upsd: {exc.reply}")
+            return 1
+        if wait and tracking_id is not None:
+            return wait_result(client, tracking_id, timeout)
+        err("OK")
+        return 0
+    except NutClientError as exc:
+        err(f"Error: {exc.message}")
+        return 1
+    finally:
+        client.close()
+
+
+@tool_main
+def main(argv: list[str]) -> int:
+    try:
+        opts, args = getopt(argv, "hls:p:t:u:wV")
+    except GetoptError as exc:
+        # NUT's upsrw shows its help after a bad option and exits 0.
+        err(f"{TOOL}: {exc.message}")
+        print(usage(), end="")
+        return 0
+    setting: str | None = None
+    user = password = None
+    wait = False
+    timeout = DEFAULT_WAIT
+    for opt, value in opts:
+        if opt == "h":
+            print(usage(), end="")
+            return 0
+        if opt == "V":
+            print(banner(TOOL))
+            return 0
+        if opt == "s":
+            setting = value
+        elif opt == "u":
+            user = value
+        elif opt == "p":
+            password = value
+        elif opt == "w":
+            wait = True
+        elif opt == "t":
+            parsed = parse_timeout(value)
+            if parsed is None:
+                return 1
+            timeout = parsed
+    if not args:
+        print(usage(), end="")
+        return 0
+    if setting is not None:
+        return set_variable(args[0], setting, user, password, wait, timeout)
+    return print_rw(args[0])
