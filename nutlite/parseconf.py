@@ -8,7 +8,7 @@ The rules are those of NUT's parseconf (NUT-FACTS §3.1):
 * ``\\`` takes the next character literally, inside and outside quotes; before a newline it joins lines;
 * an unescaped ``#`` inside quotes is an error, and the whole line is rejected;
 * ``=`` is always a word of its own, even without spaces around it (``a=b`` is ``a``, ``=``, ``b``);
-* characters outside printable ASCII (other than tab and newline) are dropped;
+* control characters and anything above 0x7F are dropped (DEL, 0x7F, is kept, as in NUT);
 * at most 32 words of 512 characters: what is beyond is dropped.
 
 The core is sans-IO: :class:`Tokenizer` takes text in any pieces and hands back whole lines.
@@ -124,7 +124,7 @@ class Tokenizer:
 
     def _add(self, ch: str) -> None:
         """Add a character to the current word; NUT drops anything outside printable ASCII."""
-        if " " <= ch <= "~":
+        if " " <= ch <= "\x7f":
             self._cur.append(ch)
         elif ch != "\n" and not self._dropped_note:
             self._dropped_note = True
@@ -211,7 +211,7 @@ class Tokenizer:
 # Whitespace between words: what C's isspace() says, less the newline.
 _SPACE = " \t\r\v\f"
 # Lines with none of these characters split exactly like str.split() (the fast path).
-_SPECIAL = re.compile(r'["\\#=\x00-\x08\x0e-\x1f\x7f-\U0010ffff]')
+_SPECIAL = re.compile(r'["\\#=\x00-\x08\x0e-\x1f\x80-\U0010ffff]')
 
 
 def _limit(words: list[str]) -> list[str]:

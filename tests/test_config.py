@@ -221,7 +221,7 @@ def _debian_samples() -> list[Path]:
 
 
 @pytest.mark.interop
-def test_debian_sample_files(require_real_nut: None) -> None:
+def test_debian_sample_files(real_nut: None) -> None:
     samples = _debian_samples()
     assert samples, "Debian's nut packages ship sample files in /etc/nut and /usr/share/nut"
     for path in samples:
@@ -256,7 +256,7 @@ def _tricky_desc_lines(rng: random.Random) -> list[str]:
 
 
 @pytest.mark.interop
-def test_ups_conf_tokenizes_like_debian_upsd(tmp_path: Path, require_real_nut: None) -> None:
+def test_ups_conf_tokenizes_like_debian_upsd(tmp_path: Path, real_nut: None) -> None:
     """Write many tricky `desc` values; Debian's upsd LIST UPS must show what we parsed."""
     rng = random.Random(2466)
     rhs = _tricky_desc_lines(rng)
@@ -303,11 +303,3 @@ def test_ups_conf_tokenizes_like_debian_upsd(tmp_path: Path, require_real_nut: N
     missing, extra = sorted(set(ours) - set(theirs)), sorted(set(theirs) - set(ours))
     assert not missing and not extra, f"ours only: {missing}\ntheirs only: {extra}"
     assert len(theirs) > 40  # most sections survived; the rejected ones are left out by both
-
-
-@pytest.fixture
-def require_real_nut() -> None:
-    if shutil.which("/lib/nut/upsd") is None:
-        if os.environ.get("NUTLITE_REQUIRE_REAL_NUT") == "1":
-            pytest.fail("Debian's NUT is missing: apt-get install nut-server nut-client python3-nut")
-        pytest.skip("Debian's NUT (nut-server) is not installed")

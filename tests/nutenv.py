@@ -1,0 +1,871 @@
+"""A private NUT installation in a temporary directory, for integration and interop tests.
+
+`NutEnv` writes ``ups.conf``, ``upsd.conf``, ``upsd.users`` and ``nut.conf`` into its own confpath,
+uses its own statepath, picks a free loopback port, and starts one driver per UPS plus ``upsd`` --
+each daemon in one of two flavours:
+
+* ``"debian"``: Debian's real NUT 2.8.0 (``/lib/nut/<driver> -a <ups> -F``, ``/lib/nut/upsd -F``);
+* ``"nutlite"``: this project (``python -m nutlite driver -a <ups> -F``, ``python -m nutlite upsd -F``);
+
+and the flavours can be mixed (a nutlite driver feeding Debian's upsd and vice versa). A UPS can also be
+served by `FakeDriver`, an in-process driver-socket server with scripted state (used to give both upsds
+the same ENUM/RANGE/STRING:n variables, which dummy-ups cannot declare).
+
+How the real NUT daemons are kept away from the real system:
+* ``NUT_CONFPATH`` / ``NUT_STATEPATH`` (and ``NUT_ALTPIDPATH``) point at the private dirs, so nothing reads
+  ``/etc/nut`` or touches ``/run/nut``;
+* with ``-F`` neither Debian's upsd nor its drivers write a PID file (upsd only *reads*
+  ``<statepath>/upsd.pid`` at start and logs that it is missing);
+* as root, Debian's daemons would switch to the build-time user ``nut``, which could not read files in a
+  root-owned tmp dir; we pass ``-u root`` (when running as root) so they keep running as root. They then
+  only warn that the private files are world readable. nutlite daemons get the same ``-u`` flag.
+* every daemon runs in its own session/process group and is killed with SIGKILL on teardown.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import selectors
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REAL_NUT_DIR = Path("/lib/nut")
+REAL_UPSD = REAL_NUT_DIR / "upsd"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DATA_DIR = Path(__file__).resolve().parent / "data"
+
+FLAVOURS = ("debian", "nutlite")
+
+# Users for the standard test setup: an administrator, a user without any rights, and the two upsmon roles.
+DEFAULT_USERS = """\
+[admin]
+  password = adminpw
+  actions = SET FSD
+  instcmds = ALL
+
+[nobody]
+  password = nobodypw
+
+[monpri]
+  password = pripw
+  upsmon primary
+
+[monsec]
+  password = secpw
+  upsmon secondary
+"""
+
+
+def real_nut_available() -> bool:
+    """True if Debian's NUT daemons are installed here."""
+    return REAL_UPSD.exists() and (REAL_NUT_DIR / "dummy-ups").exists()
+
+
+def require_real_nut() -> None:
+    """Skip the calling test if Debian's NUT is missing -- or fail if NUTLITE_REQUIRE_REAL_NUT=1."""
+    import pytest
+
+    if real_nut_available():
+        return
+    msg = "Debian's NUT 2.8.0 is not installed (/lib/nut/upsd missing)"
+    if os.environ.get("NUTLITE_REQUIRE_REAL_NUT") == "1":
+        pytest.fail(f"{msg}; install it: apt-get install nut-server nut-client python3-nut", pytrace=False)
+    pytest.skip(msg)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nobody listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def nut_quote(value: str) -> str:
+    """Quote a value for a NUT config file or protocol line (pconf_encode inside double quotes)."""
+    return '"' + re.sub(r'([\\"#])', r"\\\1", value) + '"'
+
+
+def nut_split(line: str) -> list[str]:
+    """Split one line the way NUT's parseconf does (enough for test use: quotes, backslash, '#', '=')."""
+    words: list[str] = []
+    cur: list[str] | None = None
+    i = 0
+    while i < len(line):
+        ch = line[i]
+        if ch == "\\" and i + 1 < len(line):
+            cur = (cur or []) + [line[i + 1]]
+            i += 2
+            continue
+        if ch == '"' and cur is None:
+            cur = []
+            i += 1
+            while i < len(line) and line[i] != '"':
+                if line[i] == "\\" and i + 1 < len(line):
+                    i += 1
+                cur.append(line[i])
+                i += 1
+            words.append("".join(cur))
+            cur = None
+            i += 1
+            continue
+        if ch == "#":
+            break
+        if ch == "=":
+            if cur is not None:
+                words.append("".join(cur))
+                cur = None
+            words.append("=")
+        elif ch.isspace():
+            if cur is not None:
+                words.append("".join(cur))
+                cur = None
+        else:
+            cur = (cur or []) + [ch]
+        i += 1
+    if cur is not None:
+        words.append("".join(cur))
+    return words
+
+
+# --------------------------------------------------------------------------------------------------------
+# Raw line-protocol client
+
+
+class ConnectionClosed(EOFError):
+    """The server closed the connection."""
+
+
+class NutConnection:
+    """A raw NUT network-protocol connection: send lines, read reply lines and LIST blocks."""
+
+    def __init__(self, port: int, host: str = "127.0.0.1", timeout: float = 5.0) -> None:
+        self.timeout = timeout
+        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._buf = b""
+        self.eof = False
+
+    # -- sending
+    def send_raw(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def send(self, line: str) -> None:
+        """Send one request line (a newline is appended)."""
+        self.send_raw(line.encode("latin-1") + b"\n")
+
+    # -- receiving
+    def _fill(self, deadline: float) -> None:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError("timed out waiting for data from upsd")
+        self.sock.settimeout(remaining)
+        try:
+            data = self.sock.recv(65536)
+        except TimeoutError:
+            raise TimeoutError("timed out waiting for data from upsd") from None
+        except ConnectionResetError:
+            data = b""
+        if not data:
+            self.eof = True
+            raise ConnectionClosed("upsd closed the connection")
+        self._buf += data
+
+    def read_line_bytes(self, timeout: float | None = None) -> bytes:
+        """One reply line as bytes, without its ``\\n``."""
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        while b"\n" not in self._buf:
+            if self.eof:
+                raise ConnectionClosed("upsd closed the connection")
+            self._fill(deadline)
+        line, _, self._buf = self._buf.partition(b"\n")
+        return line
+
+    def read_line(self, timeout: float | None = None) -> str:
+        """One reply line (latin-1 decoded, without ``\\n``). TimeoutError / ConnectionClosed."""
+        return self.read_line_bytes(timeout).decode("latin-1")
+
+    def read_list(self, timeout: float | None = None) -> list[str]:
+        """A LIST reply: ``BEGIN LIST ...`` through ``END LIST ...``, or the single ERR line sent instead."""
+        first = self.read_line(timeout)
+        if not first.startswith("BEGIN LIST"):
+            return [first]
+        lines = [first]
+        end = "END" + first[len("BEGIN") :]
+        while True:
+            line = self.read_line(timeout)
+            lines.append(line)
+            if line == end:
+                return lines
+
+    def pending(self, timeout: float = 0.2) -> bytes:
+        """Whatever arrives within `timeout` (buffered data included); b'' if nothing."""
+        deadline = time.monotonic() + timeout
+        with contextlib.suppress(TimeoutError, ConnectionClosed):
+            while True:
+                self._fill(deadline)
+        data, self._buf = self._buf, b""
+        return data
+
+    def read_until_eof(self, timeout: float | None = None) -> list[str]:
+        """All remaining lines until the server closes; TimeoutError if it does not."""
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        with contextlib.suppress(ConnectionClosed):
+            while not self.eof:
+                self._fill(deadline)
+        data, self._buf = self._buf, b""
+        lines = data.decode("latin-1").split("\n")
+        if lines and lines[-1] == "":
+            lines.pop()
+        return lines
+
+    def is_closed(self, timeout: float = 2.0) -> bool:
+        """True if the server closes the connection within `timeout` (data received meanwhile is kept)."""
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                self._fill(deadline)
+        except ConnectionClosed:
+            return True
+        except TimeoutError:
+            return False
+
+    # -- synchronisation
+    _marker = 0
+    SYNC_RE = re.compile(r'^DESC \S+ nutenv\.sync\.(\d+) "')
+
+    def sync(self, ups: str, what: str = "", step_timeout: float = 0.4, tries: int = 8) -> list[str]:
+        """Return every line the server sends before it answers a marker request.
+
+        A request that upsd rejects with a parse error gets no reply at all, and Debian's upsd also drops
+        the rest of what it read with it; so after a request we send ``GET DESC <ups> nutenv.sync.<n>``
+        (needs a connected UPS: it echoes the unique name) and resend a new marker every `step_timeout`
+        until one is answered. Replies to later markers are drained. Lines received before the first
+        marker reply are returned (plus "<closed>" if the server closed the connection).
+        """
+        sent: list[int] = []
+        lines: list[str] = []
+        while True:
+            NutConnection._marker += 1
+            sent.append(NutConnection._marker)
+            try:
+                self.send(f"GET DESC {ups} nutenv.sync.{NutConnection._marker}")
+            except OSError:
+                return [*lines, "<closed>"]
+            try:
+                while True:
+                    line = self.read_line(step_timeout)
+                    m = self.SYNC_RE.match(line)
+                    if m and int(m.group(1)) in sent:
+                        got = int(m.group(1))
+                        for later in (n for n in sent if n > got):
+                            extra = self.read_line(10)
+                            m2 = self.SYNC_RE.match(extra)
+                            if not m2 or int(m2.group(1)) != later:
+                                raise AssertionError(
+                                    f"{what}: expected the reply to marker {later}, got {extra!r} "
+                                    f"(lines so far: {lines!r})"
+                                )
+                        return lines
+                    lines.append(line)
+            except TimeoutError:
+                if len(sent) >= tries:
+                    raise AssertionError(
+                        f"{what}: upsd answered none of {len(sent)} marker requests "
+                        f"'GET DESC {ups} nutenv.sync.N' (lines received: {lines!r})"
+                    ) from None
+            except ConnectionClosed:
+                return [*lines, "<closed>"]
+
+    # -- convenience
+    def request(self, line: str, timeout: float | None = None) -> str:
+        self.send(line)
+        return self.read_line(timeout)
+
+    def request_list(self, line: str, timeout: float | None = None) -> list[str]:
+        self.send(line)
+        return self.read_list(timeout)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.close()
+
+    def __enter__(self) -> NutConnection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# --------------------------------------------------------------------------------------------------------
+# A scripted driver (driver side of the driver<->upsd socket protocol)
+
+
+@dataclass
+class FakeVar:
+    value: str
+    flags: tuple[str, ...] = ()
+    aux: int = 0
+    enums: list[str] = field(default_factory=list)
+    ranges: list[tuple[int, int]] = field(default_factory=list)
+
+
+class FakeDriver:
+    """A driver socket server with scripted state, run in a thread of the test process.
+
+    Answers DUMPALL (in NUT's order: per variable SETINFO, ADDENUMs, ADDRANGEs, SETAUX, SETFLAGS; variables
+    in the order given; then ADDCMDs; DATAOK; DUMPDONE) and PING; records every other line it receives in
+    `received`; on SET of a known variable it updates and broadcasts the value (if `apply_set`); answers
+    ``TRACKING <id>`` with `tracking_result` (unless None).
+    """
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = str(path)
+        self.vars: dict[str, FakeVar] = {}
+        self.cmds: list[str] = []
+        self.received: list[str] = []
+        self.apply_set = True
+        self.tracking_result: int | None = 0
+        self.stale = False
+        self._lock = threading.Lock()
+        self._clients: dict[socket.socket, bytes] = {}
+        self._listener: socket.socket | None = None
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._sel: selectors.BaseSelector | None = None
+
+    # -- state
+    def setvar(
+        self,
+        name: str,
+        value: str,
+        flags: Sequence[str] = (),
+        aux: int = 0,
+        enums: Sequence[str] = (),
+        ranges: Sequence[tuple[int, int]] = (),
+    ) -> None:
+        self.vars[name] = FakeVar(value, tuple(flags), aux, list(enums), list(ranges))
+
+    def addcmd(self, *cmds: str) -> None:
+        self.cmds.extend(cmds)
+
+    def dump_lines(self) -> list[str]:
+        out: list[str] = ["DATASTALE"] if self.stale else []
+        for name, v in self.vars.items():
+            out.append(f"SETINFO {name} {nut_quote(v.value)}")
+            out.extend(f"ADDENUM {name} {nut_quote(e)}" for e in v.enums)
+            out.extend(f"ADDRANGE {name} {lo} {hi}" for lo, hi in v.ranges)
+            if v.aux:
+                out.append(f"SETAUX {name} {v.aux}")
+            if v.flags:
+                out.append(f"SETFLAGS {name} {' '.join(v.flags)}")
+        out.extend(f"ADDCMD {c}" for c in self.cmds)
+        if not self.stale:
+            out.append("DATAOK")
+        out.append("DUMPDONE")
+        return out
+
+    # -- server
+    def start(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path)
+        lst = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        lst.bind(self.path)
+        os.chmod(self.path, 0o660)
+        lst.listen(16)
+        lst.setblocking(False)
+        self._listener = lst
+        self._stop.clear()
+        self._sel = selectors.DefaultSelector()
+        self._sel.register(lst, selectors.EVENT_READ)
+        self._thread = threading.Thread(target=self._run, name=f"FakeDriver {self.path}", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Close the listening socket and every connection (like a dying driver)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)
+            self._thread = None
+        with self._lock:
+            for s in list(self._clients):
+                s.close()
+            self._clients.clear()
+            if self._listener is not None:
+                self._listener.close()
+                self._listener = None
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path)
+
+    @property
+    def connected(self) -> int:
+        with self._lock:
+            return len(self._clients)
+
+    def broadcast(self, *lines: str) -> None:
+        data = "".join(line + "\n" for line in lines).encode("latin-1")
+        with self._lock:
+            for s in list(self._clients):
+                with contextlib.suppress(OSError):
+                    s.sendall(data)
+
+    def _run(self) -> None:
+        assert self._sel is not None
+        while not self._stop.is_set():
+            for key, _ in self._sel.select(0.1):
+                sock = key.fileobj
+                assert isinstance(sock, socket.socket)
+                if sock is self._listener:
+                    with contextlib.suppress(BlockingIOError):
+                        conn, _ = sock.accept()
+                        conn.setblocking(True)
+                        with self._lock:
+                            self._clients[conn] = b""
+                        self._sel.register(conn, selectors.EVENT_READ)
+                    continue
+                try:
+                    data = sock.recv(4096)
+                except OSError:
+                    data = b""
+                if not data:
+                    self._sel.unregister(sock)
+                    with self._lock:
+                        self._clients.pop(sock, None)
+                    sock.close()
+                    continue
+                with self._lock:
+                    buf = self._clients.get(sock, b"") + data
+                    *lines, rest = buf.split(b"\n")
+                    self._clients[sock] = rest
+                for raw in lines:
+                    self._handle(sock, raw.decode("latin-1").rstrip("\r"))
+        self._sel.close()
+
+    def _send(self, sock: socket.socket, lines: Iterable[str]) -> None:
+        data = "".join(line + "\n" for line in lines).encode("latin-1")
+        with contextlib.suppress(OSError):
+            sock.sendall(data)
+
+    def _handle(self, sock: socket.socket, line: str) -> None:
+        words = nut_split(line)
+        if not words:
+            return
+        cmd = words[0].upper()
+        if cmd == "DUMPALL":
+            self._send(sock, self.dump_lines())
+            return
+        if cmd == "PING":
+            self._send(sock, ["PONG"])
+            return
+        self.received.append(line)
+        tracking = None
+        if len(words) >= 2 and words[-2].upper() == "TRACKING":
+            tracking = words[-1]
+        if cmd == "SET" and len(words) >= 3 and self.apply_set and words[1] in self.vars:
+            self.vars[words[1]].value = words[2]
+            self.broadcast(f"SETINFO {words[1]} {nut_quote(words[2])}")
+        if tracking is not None and self.tracking_result is not None:
+            self._send(sock, [f"TRACKING {tracking} {self.tracking_result}"])
+
+
+# --------------------------------------------------------------------------------------------------------
+# The environment
+
+
+@dataclass
+class UpsSpec:
+    """One ups.conf section.
+
+    `launch`: "driver" = start the driver program (flavour per NutEnv), "fake" = serve it with a
+    `FakeDriver` (set up `fake` before `NutEnv.start`), "none" = leave it without a driver.
+    """
+
+    name: str
+    driver: str = "dummy-ups"
+    port: str = "test.dev"
+    desc: str | None = None
+    options: dict[str, str] = field(default_factory=dict)
+    launch: str = "driver"
+    fake: FakeDriver | None = None
+
+
+def dummy_ups(name: str = "dummy", dev: str = "conformance.dev", **kwargs: object) -> UpsSpec:
+    """A dummy-ups UPS reading `dev` from the confpath (pass ``files={dev: DATA_DIR / dev}`` to NutEnv)."""
+    return UpsSpec(name, driver="dummy-ups", port=dev, **kwargs)  # type: ignore[arg-type]
+
+
+@dataclass
+class _Proc:
+    name: str
+    argv: list[str]
+    log: Path
+    popen: subprocess.Popen[bytes] | None = None
+
+
+class NutEnvError(AssertionError):
+    """The environment could not be brought up (raised as an assertion so pytest shows the message)."""
+
+
+class NutEnv:
+    """A private NUT setup (configs, statepath, port) with a driver per UPS and upsd.
+
+    `driver_flavour` / `upsd_flavour`: "debian" or "nutlite" (mixing = cross-wiring).
+    """
+
+    def __init__(
+        self,
+        base: Path,
+        upses: Sequence[UpsSpec],
+        *,
+        driver_flavour: str = "nutlite",
+        upsd_flavour: str = "nutlite",
+        users: str = DEFAULT_USERS,
+        maxage: int | None = None,
+        upsd_conf_extra: str = "",
+        files: dict[str, str | bytes | Path] | None = None,
+        ups_conf_global: str = "",
+    ) -> None:
+        for flavour in (driver_flavour, upsd_flavour):
+            if flavour not in FLAVOURS:
+                raise ValueError(f"unknown flavour {flavour!r}; expected one of {FLAVOURS}")
+        self.base = Path(base)
+        self.confpath = self.base / "etc"
+        self.statepath = self.base / "state"
+        self.logpath = self.base / "log"
+        self.upses = {u.name: u for u in upses}
+        self.driver_flavour = driver_flavour
+        self.upsd_flavour = upsd_flavour
+        self.users = users
+        self.maxage = maxage
+        self.upsd_conf_extra = upsd_conf_extra
+        self.ups_conf_global = ups_conf_global
+        self.files = dict(files or {})
+        self.port = free_port()
+        self._drivers: dict[str, _Proc] = {}
+        self._upsd: _Proc | None = None
+        self._restarts = 0
+
+    # -- configuration
+    def write_configs(self) -> None:
+        for d in (self.confpath, self.statepath, self.logpath):
+            d.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.statepath, 0o770)
+        lines = [self.ups_conf_global] if self.ups_conf_global else []
+        for u in self.upses.values():
+            lines.append(f"[{u.name}]")
+            lines.append(f"  driver = {u.driver}")
+            lines.append(f"  port = {nut_quote(u.port)}")
+            if u.desc is not None:
+                lines.append(f"  desc = {nut_quote(u.desc)}")
+            for k, v in u.options.items():
+                lines.append(f"  {k} = {nut_quote(v)}")
+            lines.append("")
+        (self.confpath / "ups.conf").write_text("\n".join(lines) + "\n")
+        self.write_upsd_conf()
+        (self.confpath / "upsd.users").write_text(self.users)
+        (self.confpath / "nut.conf").write_text("MODE=standalone\n")
+        for name, content in self.files.items():
+            target = self.confpath / name
+            if isinstance(content, Path):
+                shutil.copyfile(content, target)
+            elif isinstance(content, bytes):
+                target.write_bytes(content)
+            else:
+                target.write_text(content)
+
+    def write_upsd_conf(self) -> None:
+        text = f"LISTEN 127.0.0.1 {self.port}\n"
+        if self.maxage is not None:
+            text += f"MAXAGE {self.maxage}\n"
+        text += self.upsd_conf_extra
+        (self.confpath / "upsd.conf").write_text(text)
+
+    # -- process handling
+    def environ(self) -> dict[str, str]:
+        env = dict(os.environ)
+        for k in ("NUT_DEBUG_LEVEL", "NUT_QUIET_INIT_SSL", "UPSD_OPTIONS"):
+            env.pop(k, None)
+        env["NUT_CONFPATH"] = str(self.confpath)
+        env["NUT_STATEPATH"] = str(self.statepath)
+        env["NUT_ALTPIDPATH"] = str(self.statepath)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+        env["PYTHONUNBUFFERED"] = "1"
+        return env
+
+    @staticmethod
+    def _user_args() -> list[str]:
+        # As root, Debian's daemons drop to user "nut" unless told otherwise; see module docstring.
+        return ["-u", "root"] if os.geteuid() == 0 else []
+
+    def driver_argv(self, ups: str) -> list[str]:
+        spec = self.upses[ups]
+        if self.driver_flavour == "debian":
+            return [str(REAL_NUT_DIR / spec.driver), "-a", ups, "-F", *self._user_args()]
+        return [sys.executable, "-m", "nutlite", "driver", "-a", ups, "-F", *self._user_args()]
+
+    def upsd_argv(self) -> list[str]:
+        if self.upsd_flavour == "debian":
+            return [str(REAL_UPSD), "-F", *self._user_args()]
+        return [sys.executable, "-m", "nutlite", "upsd", "-F", *self._user_args()]
+
+    def _spawn(self, proc: _Proc) -> None:
+        log = open(proc.log, "ab")  # noqa: SIM115 - handed to the child
+        log.write(f"--- {time.strftime('%H:%M:%S')} starting: {' '.join(proc.argv)}\n".encode())
+        log.flush()
+        try:
+            proc.popen = subprocess.Popen(
+                proc.argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=self.environ(),
+                cwd=self.base,
+                start_new_session=True,
+            )
+        finally:
+            log.close()
+
+    @staticmethod
+    def _kill(proc: _Proc | None, sig: int = signal.SIGKILL, wait: bool = True) -> None:
+        """Signal the daemon's process group -- only while its leader has not been reaped: until then
+        its pid (= the group id) cannot belong to anybody else, so a stale id never hits a stranger."""
+        if proc is None or proc.popen is None:
+            return
+        p = proc.popen
+        if p.returncode is not None:
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(p.pid, sig)
+        if wait:
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(p.pid, signal.SIGKILL)
+                p.wait(5)
+
+    def socket_path(self, ups: str) -> Path:
+        spec = self.upses[ups]
+        return self.statepath / f"{spec.driver}-{ups}"
+
+    def start_driver(self, ups: str, wait: bool = True, timeout: float = 15.0) -> None:
+        spec = self.upses[ups]
+        if spec.launch == "none":
+            return
+        if spec.launch == "fake":
+            if spec.fake is None:
+                spec.fake = FakeDriver(self.socket_path(ups))
+            spec.fake.path = str(self.socket_path(ups))
+            spec.fake.start()
+            return
+        # A driver killed with SIGKILL leaves its socket file behind; remove it so that waiting for the
+        # socket waits for the new driver.
+        with contextlib.suppress(FileNotFoundError):
+            self.socket_path(ups).unlink()
+        proc = _Proc(f"driver {ups}", self.driver_argv(ups), self.logpath / f"driver-{ups}.log")
+        self._drivers[ups] = proc
+        self._spawn(proc)
+        if wait:
+            self.wait_driver_socket(ups, timeout)
+
+    def wait_driver_socket(self, ups: str, timeout: float = 15.0) -> None:
+        """Wait until the driver's socket file exists (and the driver is still running).
+
+        Deliberately does not connect to it: Debian's 2.8.0 drivers do not notice a socket client's EOF
+        (they spin on it at 100% CPU and abort on the next broadcast: "bit out of range 0 - FD_SETSIZE").
+        upsd retries its connection anyway.
+        """
+        path = self.socket_path(ups)
+        proc = self._drivers.get(ups)
+        deadline = time.monotonic() + timeout
+        while True:
+            if proc is not None and proc.popen is not None and proc.popen.poll() is not None:
+                raise NutEnvError(
+                    f"driver for {ups!r} ({self.driver_flavour}) exited with {proc.popen.returncode} "
+                    f"before its socket {path} appeared\n{self.logs()}"
+                )
+            with contextlib.suppress(FileNotFoundError):
+                if stat.S_ISSOCK(path.stat().st_mode):
+                    return
+            if time.monotonic() > deadline:
+                raise NutEnvError(
+                    f"driver for {ups!r} ({self.driver_flavour}) did not create {path} within {timeout}s\n"
+                    f"{self.logs()}"
+                )
+            time.sleep(0.05)
+
+    def kill_driver(self, ups: str, sig: int = signal.SIGKILL) -> None:
+        """Send `sig` to the driver (its process group). Waits for it to exit unless sig is SIGSTOP/CONT."""
+        spec = self.upses[ups]
+        if spec.launch == "fake":
+            assert spec.fake is not None
+            spec.fake.stop()
+            return
+        wait = sig not in (signal.SIGSTOP, signal.SIGCONT, signal.SIGHUP)
+        self._kill(self._drivers.get(ups), sig, wait=wait)
+
+    def signal_driver(self, ups: str, sig: int) -> None:
+        self.kill_driver(ups, sig)
+
+    def restart_driver(self, ups: str, sig: int = signal.SIGKILL) -> None:
+        self.kill_driver(ups, sig)
+        self.start_driver(ups)
+
+    def driver_pid(self, ups: str) -> int:
+        proc = self._drivers[ups]
+        assert proc.popen is not None
+        return proc.popen.pid
+
+    def start_upsd(self, wait: bool = True, timeout: float = 20.0) -> None:
+        self._upsd = _Proc("upsd", self.upsd_argv(), self.logpath / "upsd.log")
+        self._spawn(self._upsd)
+        if wait:
+            self.wait_listening(timeout)
+
+    def stop_upsd(self, sig: int = signal.SIGTERM) -> None:
+        self._kill(self._upsd, sig)
+
+    def restart_upsd(self, sig: int = signal.SIGTERM, wait_ready: bool = True) -> None:
+        """Stop and start upsd. NB: Debian's 2.8.0 drivers do not notice that upsd went away: they spin
+        on the dead socket (~50% CPU) and abort on their next broadcast (SIGABRT, "bit out of range 0 -
+        FD_SETSIZE"), e.g. after a SET. Restart Debian drivers too if the test goes on using them."""
+        self.stop_upsd(sig)
+        self.start_upsd()
+        if wait_ready:
+            self.wait_ready()
+
+    @property
+    def upsd_pid(self) -> int:
+        assert self._upsd is not None and self._upsd.popen is not None
+        return self._upsd.popen.pid
+
+    def upsd_running(self) -> bool:
+        return self._upsd is not None and self._upsd.popen is not None and self._upsd.popen.poll() is None
+
+    def wait_listening(self, timeout: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            assert self._upsd is not None and self._upsd.popen is not None
+            if self._upsd.popen.poll() is not None:
+                log = self._upsd.log.read_text(errors="replace")
+                if "in use" in log and self._restarts < 3:
+                    # Lost the race for the free port: take another one.
+                    self._restarts += 1
+                    self.port = free_port()
+                    self.write_upsd_conf()
+                    self.start_upsd(wait=False)
+                    continue
+                raise NutEnvError(
+                    f"upsd ({self.upsd_flavour}) exited with {self._upsd.popen.returncode} at start\n"
+                    f"{self.logs()}"
+                )
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise NutEnvError(
+                    f"upsd ({self.upsd_flavour}) does not accept connections on 127.0.0.1:{self.port} "
+                    f"after {timeout}s\n{self.logs()}"
+                )
+            time.sleep(0.05)
+
+    def wait_ready(self, upses: Iterable[str] | None = None, timeout: float = 20.0) -> None:
+        """Wait until `GET VAR <ups> ups.status` answers a value other than WAIT for each UPS
+        (default: every UPS that has a driver)."""
+        names = list(upses) if upses is not None else [u for u, s in self.upses.items() if s.launch != "none"]
+        deadline = time.monotonic() + timeout
+        for ups in names:
+            last = "(no answer)"
+            while True:
+                if not self.upsd_running():
+                    raise NutEnvError(f"upsd ({self.upsd_flavour}) died\n{self.logs()}")
+                try:
+                    with self.connect() as c:
+                        last = c.request(f"GET VAR {ups} ups.status", timeout=2)
+                    if last.startswith("VAR ") and not last.endswith('"WAIT"'):
+                        break
+                except (OSError, TimeoutError, ConnectionClosed) as e:
+                    last = f"{type(e).__name__}: {e}"
+                if time.monotonic() > deadline:
+                    raise NutEnvError(
+                        f"UPS {ups!r} not served after {timeout}s (driver {self.driver_flavour}, upsd "
+                        f"{self.upsd_flavour}); last reply to GET VAR {ups} ups.status: {last!r}\n"
+                        f"{self.logs()}"
+                    )
+                time.sleep(0.1)
+
+    def start(self, wait: bool = True) -> NutEnv:
+        self.write_configs()
+        for ups in self.upses:
+            self.start_driver(ups)
+        self.start_upsd()
+        if wait:
+            self.wait_ready()
+        return self
+
+    def stop(self) -> None:
+        self._kill(self._upsd, signal.SIGKILL)
+        for proc in self._drivers.values():
+            self._kill(proc, signal.SIGKILL)
+        for spec in self.upses.values():
+            if spec.fake is not None:
+                spec.fake.stop()
+
+    def __enter__(self) -> NutEnv:
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- helpers
+    def connect(self, timeout: float = 5.0) -> NutConnection:
+        return NutConnection(self.port, timeout=timeout)
+
+    def logs(self, tail: int = 60) -> str:
+        """The last lines of every daemon log, for failure messages."""
+        out = []
+        procs = [*self._drivers.values(), *([self._upsd] if self._upsd else [])]
+        for proc in procs:
+            try:
+                lines = proc.log.read_text(errors="replace").splitlines()
+            except FileNotFoundError:
+                lines = ["(no log)"]
+            rc = proc.popen.poll() if proc.popen is not None else None
+            state = "running" if rc is None else f"exited {rc}"
+            out.append(f"==== {proc.name} [{state}] {proc.log}")
+            out.extend(lines[-tail:])
+        return "\n".join(out)
+
+    def upsd_log(self) -> str:
+        return self._upsd.log.read_text(errors="replace") if self._upsd else ""
+
+    def driver_log(self, ups: str) -> str:
+        proc = self._drivers.get(ups)
+        return proc.log.read_text(errors="replace") if proc else ""
+
+
+@contextlib.contextmanager
+def nut_env(base: Path, upses: Sequence[UpsSpec], **kwargs: object) -> Iterator[NutEnv]:
+    """Start a NutEnv for a `with` block; always torn down."""
+    env = NutEnv(base, upses, **kwargs)  # type: ignore[arg-type]
+    try:
+        env.start()
+        yield env
+    finally:
+        env.stop()
