@@ -13,6 +13,7 @@ import sys
 # tool name -> "module:function"; modules are imported only when their tool runs.
 TOOLS: dict[str, tuple[str, str]] = {
     "upsd": ("nutlite.upsd.main", "the NUT network server (TCP 3493)"),
+    "upsmon": ("nutlite.upsmon.main", "watch UPSes and shut this system down when power runs out"),
     "driver": ("nutlite.drivers.main", "run one UPS driver: driver -a <ups>"),
     "upsdrvctl": ("nutlite.tools.upsdrvctl", "start/stop the drivers of ups.conf"),
     "upsc": ("nutlite.tools.upsc", "list UPSes and read variables"),
