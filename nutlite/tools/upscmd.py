@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import errno
 import os
+from collections.abc import Callable
 
 from nutlite.client import NutClient, NutClientError, NutError, tracking_outcome
 from nutlite.tools.common import (
@@ -122,6 +123,25 @@ def wait_result(client: NutClient, tracking_id: str, timeout: int) -> int:
     return 0
 
 
+def send_tracked(client: NutClient, what: str, send: Callable[[], str | None], wait: bool, timeout: int) -> int:
+    """Send an INSTCMD or SET (``send``), with tracking when ``wait``; print the outcome as NUT's tools do."""
+    if wait:
+        try:
+            client.set_tracking(True)
+        except NutError as exc:
+            err(f"Enabling {what} status tracking failed. upsd answered: {exc.reply}")
+            return 1
+    try:
+        tracking_id = send()
+    except NutError as exc:
+        err(f"Unexpected response from upsd: {exc.reply}")
+        return 1
+    if wait and tracking_id is not None:
+        return wait_result(client, tracking_id, timeout)
+    err("OK")
+    return 0
+
+
 def run_command(
     target: str, cmd: str, param: str | None, user: str | None, password: str | None, wait: bool, timeout: int
 ) -> int:
@@ -141,21 +161,7 @@ def run_command(
             return 1
         if not authenticate(client, user, password):
             return 1
-        if wait:
-            try:
-                client.set_tracking(True)
-            except NutError as exc:
-                err(f"Enabling command status tracking failed. upsd answered: {exc.reply}")
-                return 1
-        try:
-            tracking_id = client.instcmd(ups, cmd, param)
-        except NutError as exc:
-            err(f"Unexpected response from upsd: {exc.reply}")
-            return 1
-        if wait and tracking_id is not None:
-            return wait_result(client, tracking_id, timeout)
-        err("OK")
-        return 0
+        return send_tracked(client, "command", lambda: client.instcmd(ups, cmd, param), wait, timeout)
     except NutClientError as exc:
         err(f"Error: {exc.message}")
         return 1

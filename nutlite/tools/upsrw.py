@@ -20,7 +20,7 @@ from nutlite.tools.common import (
     split_ups,
     tool_main,
 )
-from nutlite.tools.upscmd import DEFAULT_WAIT, authenticate, parse_timeout, wait_result
+from nutlite.tools.upscmd import DEFAULT_WAIT, authenticate, parse_timeout, send_tracked
 
 TOOL = "upsrw"
 
@@ -156,21 +156,7 @@ def set_variable(
             value = answer
         if not authenticate(client, user or "", password or ""):
             return 1
-        if wait:
-            try:
-                client.set_tracking(True)
-            except NutError as exc:
-                err(f"Enabling set variable status tracking failed. upsd answered: {exc.reply}")
-                return 1
-        try:
-            tracking_id = client.set_var(ups, var, value)
-        except NutError as exc:
-            err(f"Unexpected response from upsd: {exc.reply}")
-            return 1
-        if wait and tracking_id is not None:
-            return wait_result(client, tracking_id, timeout)
-        err("OK")
-        return 0
+        return send_tracked(client, "set variable", lambda: client.set_var(ups, var, value), wait, timeout)
     except NutClientError as exc:
         err(f"Error: {exc.message}")
         return 1
