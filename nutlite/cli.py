@@ -20,6 +20,7 @@ TOOLS: dict[str, tuple[str, str]] = {
     "upscmd": ("nutlite.tools.upscmd", "run instant commands"),
     "upsrw": ("nutlite.tools.upsrw", "list and set writable variables"),
     "upslog": ("nutlite.tools.upslog", "log UPS variables with a format string"),
+    "bootguard": ("nutlite.bootguard", "after a power-fail shutdown, wait at boot for the UPS to recharge"),
     "demo": ("nutlite.demo", "run the whole stack on a simulated UPS (make run)"),
 }
 # NUT's driver program names also select the driver tool when used as argv[0].

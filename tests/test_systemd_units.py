@@ -1,0 +1,233 @@
+"""The appliance's systemd units, tmpfiles/sysusers snippets and the late-shutdown hook (systemd/).
+
+Every ``nutlite …`` command line in the units (and in the hook) must name a real tool and flags that
+tool's own argument parser accepts; ``systemd-analyze verify`` checks the units where it exists.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from nutlite.cli import TOOLS
+
+SYSTEMD_DIR = Path(__file__).resolve().parent.parent / "systemd"
+UNITS = [
+    "nut.target",
+    "nut-driver.target",
+    "nut-driver@.service",
+    "nut-server.service",
+    "nut-monitor.service",
+    "nutlite-boot-guard.service",
+    "nutlite-powerfail-marker.service",
+]
+NUTLITE = "/usr/bin/nutlite"
+EXEC_KEYS = ("ExecStart", "ExecStartPre", "ExecStartPost", "ExecStop", "ExecStopPost", "ExecReload",
+             "ExecCondition")
+
+
+def parse_unit(path: Path) -> dict[str, list[tuple[str, str]]]:
+    """A unit file as {section: [(key, value), ...]} (systemd allows repeated keys; order kept)."""
+    sections: dict[str, list[tuple[str, str]]] = {}
+    current: list[tuple[str, str]] | None = None
+    pending = ""
+    for raw in path.read_text().splitlines():
+        line = pending + raw.strip()
+        pending = ""
+        if line.endswith("\\"):
+            pending = line[:-1] + " "
+            continue
+        if not line or line[0] in "#;":
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            current = sections.setdefault(line[1:-1], [])
+            continue
+        assert current is not None, f"{path.name}: '{line}' outside a section"
+        key, sep, value = line.partition("=")
+        assert sep, f"{path.name}: expected key=value, got '{line}'"
+        current.append((key.strip(), value.strip()))
+    return sections
+
+
+def get(unit: dict[str, list[tuple[str, str]]], section: str, key: str) -> list[str]:
+    return [v for k, v in unit.get(section, []) if k == key]
+
+
+def one(unit: dict[str, list[tuple[str, str]]], section: str, key: str) -> str:
+    values = get(unit, section, key)
+    assert len(values) == 1, f"[{section}] {key}: expected one value, got {values}"
+    return values[0]
+
+
+def words(unit: dict[str, list[tuple[str, str]]], section: str, key: str) -> set[str]:
+    return {w for v in get(unit, section, key) for w in v.split()}
+
+
+@pytest.fixture(scope="module")
+def units() -> dict[str, dict[str, list[tuple[str, str]]]]:
+    return {name: parse_unit(SYSTEMD_DIR / name) for name in UNITS}
+
+
+def check_nutlite_command(cmdline: str, where: str) -> None:
+    """``/usr/bin/nutlite <tool> args…``: a known tool, and flags its parser accepts."""
+    argv = shlex.split(cmdline.lstrip("-@:+!"))
+    assert argv[0] == NUTLITE, f"{where}: expected {NUTLITE}, got {argv[0]}"
+    tool, args = argv[1], [a.replace("%I", "ups1").replace("%i", "ups1") for a in argv[2:]]
+    assert tool in TOOLS, f"{where}: '{tool}' is not a nutlite tool ({', '.join(TOOLS)})"
+    module = importlib.import_module(TOOLS[tool][0])
+    parser = module.build_parser()
+    try:
+        parser.parse_args(args)
+    except SystemExit as exc:  # argparse rejects: exit status 2
+        pytest.fail(f"{where}: 'nutlite {tool}' does not accept {args} (exit {exc.code})")
+
+
+# --------------------------------------------------------------------------------------------- units
+
+
+def test_every_unit_exists_and_parses(units: dict[str, dict[str, list[tuple[str, str]]]]) -> None:
+    for name, unit in units.items():
+        assert "Unit" in unit, name
+        assert one(unit, "Unit", "Description"), name
+        assert get(unit, "Install", "WantedBy"), f"{name}: no [Install] WantedBy="
+
+
+def test_exec_lines_name_real_tools_and_flags(units: dict[str, dict[str, list[tuple[str, str]]]]) -> None:
+    seen: list[str] = []
+    for name, unit in units.items():
+        for key in EXEC_KEYS:
+            for value in get(unit, "Service", key):
+                if NUTLITE in value:
+                    check_nutlite_command(value, f"{name} {key}")
+                    seen.append(f"{name} {key}")
+    assert "nut-driver@.service ExecStart" in seen
+    assert "nut-monitor.service ExecReload" in seen
+    assert "nutlite-powerfail-marker.service ExecStop" in seen
+
+
+def test_driver_template(units: dict[str, dict[str, list[tuple[str, str]]]]) -> None:
+    u = units["nut-driver@.service"]
+    assert shlex.split(one(u, "Service", "ExecStart")) == [NUTLITE, "driver", "-a", "%I", "-F"]
+    assert one(u, "Service", "Type") == "notify"
+    assert one(u, "Service", "Restart") == "always"
+    assert one(u, "Unit", "StartLimitIntervalSec") == "0"
+    assert one(u, "Service", "WatchdogSec")
+    assert "nut-driver.target" in words(u, "Unit", "PartOf")
+    assert get(u, "Install", "WantedBy") == ["nut-driver.target"]
+
+
+def test_server_unit(units: dict[str, dict[str, list[tuple[str, str]]]]) -> None:
+    u = units["nut-server.service"]
+    assert shlex.split(one(u, "Service", "ExecStart")) == [NUTLITE, "upsd", "-F"]
+    assert one(u, "Service", "Type") == "notify"
+    assert one(u, "Service", "WatchdogSec").rstrip("s").isdigit()
+    assert "nut-driver.target" in words(u, "Unit", "After")
+    assert "nut-driver.target" in words(u, "Unit", "Wants")
+    assert "nut-monitor.service" in words(u, "Unit", "Before")
+    assert "nut.target" in words(u, "Unit", "PartOf")
+
+
+def test_monitor_unit(units: dict[str, dict[str, list[tuple[str, str]]]]) -> None:
+    u = units["nut-monitor.service"]
+    assert shlex.split(one(u, "Service", "ExecStart")) == [NUTLITE, "upsmon", "-F"]
+    # The monitoring child (not the main process) reports readiness.
+    assert one(u, "Service", "Type") == "notify"
+    assert one(u, "Service", "NotifyAccess") == "all"
+    assert not get(u, "Service", "WatchdogSec")
+    assert "nut-server.service" in words(u, "Unit", "After")
+    assert "nut-server.service" not in words(u, "Unit", "Requires")  # upsd may be remote
+
+
+def test_targets(units: dict[str, dict[str, list[tuple[str, str]]]]) -> None:
+    top = units["nut.target"]
+    for dep in ("nut-driver.target", "nut-server.service", "nut-monitor.service"):
+        assert dep in words(top, "Unit", "Wants")
+        assert dep in words(top, "Unit", "After")
+    assert get(top, "Install", "WantedBy") == ["multi-user.target"]
+    assert "nut.target" in words(units["nut-driver.target"], "Unit", "PartOf")
+
+
+def test_boot_guard_unit(units: dict[str, dict[str, list[tuple[str, str]]]]) -> None:
+    u = units["nutlite-boot-guard.service"]
+    assert shlex.split(one(u, "Service", "ExecStart")) == [NUTLITE, "bootguard"]
+    assert one(u, "Service", "Type") == "oneshot"
+    assert one(u, "Service", "RemainAfterExit") == "yes"
+    # It must read the local upsd, and hold back the rest of the boot.
+    assert "nut-server.service" in words(u, "Unit", "After")
+    assert "multi-user.target" in words(u, "Unit", "Before")
+    # systemd's 90 s start timeout must not cut the (self-bounded) wait short.
+    assert one(u, "Service", "TimeoutStartSec") == "infinity"
+    assert "/var/lib/nutlite" in words(u, "Unit", "RequiresMountsFor")
+
+
+def test_powerfail_marker_unit(units: dict[str, dict[str, list[tuple[str, str]]]]) -> None:
+    u = units["nutlite-powerfail-marker.service"]
+    assert shlex.split(one(u, "Service", "ExecStop")) == [NUTLITE, "bootguard", "mark", "--if-powerdownflag"]
+    assert one(u, "Service", "RemainAfterExit") == "yes"  # so that it is stopped (ExecStop) at shutdown
+    # Stopped before the marker's filesystem is unmounted.
+    assert "/var/lib/nutlite" in words(u, "Unit", "RequiresMountsFor")
+
+
+def test_tmpfiles_and_sysusers() -> None:
+    lines = [ln.split() for ln in (SYSTEMD_DIR / "nutlite-tmpfiles.conf").read_text().splitlines()
+             if ln.strip() and not ln.startswith("#")]
+    assert ["d", "/run/nut", "0770", "root", "nut", "-", "-"] in lines
+    users = [ln for ln in (SYSTEMD_DIR / "nutlite-sysusers.conf").read_text().splitlines()
+             if ln.strip() and not ln.startswith("#")]
+    assert len(users) == 1
+    assert shlex.split(users[0])[:3] == ["u", "nut", "-"]
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed")
+def test_systemd_analyze_verify(tmp_path: Path) -> None:
+    """``systemd-analyze verify`` on copies whose nutlite path points at this checkout's nutlite
+    (verify insists that every Exec program exists)."""
+    stub = tmp_path / "bin" / "nutlite"
+    stub.parent.mkdir()
+    stub.write_text(f"#!/bin/sh\nexec {shlex.quote(sys.executable)} -m nutlite \"$@\"\n")
+    stub.chmod(0o755)
+    unitdir = tmp_path / "units"
+    unitdir.mkdir()
+    for name in UNITS:
+        (unitdir / name).write_text((SYSTEMD_DIR / name).read_text().replace(NUTLITE, str(stub)))
+    (unitdir / "nut-driver@ups1.service").write_text((unitdir / "nut-driver@.service").read_text())
+    files = sorted(str(p) for p in unitdir.iterdir())
+    proc = subprocess.run(["systemd-analyze", "verify", "--man=no", *files],
+                          capture_output=True, text=True, timeout=60, cwd=unitdir)
+    assert proc.returncode == 0 and not proc.stderr.strip() and not proc.stdout.strip(), (
+        f"systemd-analyze verify (exit {proc.returncode}):\n{proc.stdout}{proc.stderr}")
+
+
+# --------------------------------------------------------------------------------------------- the hook
+
+
+HOOK = SYSTEMD_DIR / "nutshutdown"
+
+
+def test_hook_is_an_executable_posix_script() -> None:
+    assert HOOK.stat().st_mode & 0o111 == 0o111
+    assert HOOK.read_text().splitlines()[0] == "#!/bin/sh"
+    subprocess.run(["sh", "-n", str(HOOK)], check=True, timeout=10)
+
+
+def test_hook_nutlite_commands_exist() -> None:
+    """The hook's `"$nutlite" <tool> …` calls name tools and flags nutlite has."""
+    code = "\n".join(ln for ln in HOOK.read_text().splitlines() if not ln.lstrip().startswith("#"))
+    found = {tuple(m.split()) for m in re.findall(r'"\$nutlite"((?:[ \t]+[A-Za-z0-9_-]+)+)', code)}
+    assert ("upsmon", "-K") in found
+    assert ("upsdrvctl", "shutdown") in found
+    for tool, *args in found:
+        check_nutlite_command(" ".join([NUTLITE, tool, *args]), f"nutshutdown: {tool}")
+
+
+@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck is not installed")
+def test_hook_shellcheck() -> None:
+    proc = subprocess.run(["shellcheck", "-s", "sh", str(HOOK)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
