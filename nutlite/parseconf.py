@@ -6,7 +6,8 @@ The rules are those of NUT's parseconf (NUT-FACTS §3.1):
 * ``#`` outside quotes starts a comment that runs to the end of the line;
 * ``"..."`` makes one word, which may be empty; a ``"`` in the middle of an unquoted word is literal;
 * ``\\`` takes the next character literally, inside and outside quotes; before a newline it joins lines;
-* an unescaped ``#`` inside quotes is an error, and the whole line is rejected;
+* an unescaped ``#`` inside quotes is an error: what came before it on the line is rejected, and
+  parsing goes on after it, outside quotes;
 * ``=`` is always a word of its own, even without spaces around it (``a=b`` is ``a``, ``=``, ``b``);
 * control characters and anything above 0x7F are dropped (DEL, 0x7F, is kept, as in NUT);
 * at most 32 words of 512 characters: what is beyond is dropped.
@@ -102,6 +103,13 @@ class Tokenizer:
         like any other control character (so a quoted word can span lines, as in NUT).
         """
         out: list[Line] = []
+        if self._idle() and text.endswith("\n") and not _SPECIAL.search(text):
+            # fast path for the common case: whole plain lines (the network protocol's requests)
+            for segment in text[:-1].split("\n"):
+                out.append(Line(_limit(segment.split()), self._start))
+                self.lineno += 1
+                self._start = self.lineno
+            return out
         pos = 0
         n = len(text)
         while pos < n:
@@ -184,11 +192,13 @@ class Tokenizer:
                 elif ch == "\\":
                     self._state = _QUOTED_ESC
                 elif ch == "#":
-                    # NUT rejects the line; the rest of it is skipped
+                    # NUT rejects what it has of the line, then carries on after the '#' as if a
+                    # new line began there (outside quotes).
                     self._error = "Unbalanced word due to unescaped # in quotes"
                     self._cur = []
                     self._in_word = False
-                    self._state = _COMMENT
+                    out.append(self._end_line())
+                    self._start = self.lineno
                 else:
                     self._add(ch)
             elif state == _WORD_ESC:

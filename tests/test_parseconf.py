@@ -87,10 +87,11 @@ def test_continuation_and_line_numbers() -> None:
         (1, ["first", "line"]),
         (2, ["second", "", "continued"]),
         (4, ["glued"]),
+        (7, ['b"']),  # after the rejected part, NUT carries on behind the '#', outside quotes
         (8, ["last", "=", "x"]),
     ]
     bad = [ln for ln in lines if ln.error]
-    assert len(bad) == 1 and bad[0].lineno == 7
+    assert len(bad) == 1 and bad[0].lineno == 7 and bad[0].words == ["bad"]
 
 
 def test_open_quote_runs_over_newlines() -> None:

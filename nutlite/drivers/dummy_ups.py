@@ -34,13 +34,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nutlite.drivers.core import Driver, DriverConfig, DriverError, DriverState, Option, Status
+from nutlite.parseconf import parse_text
 
 log = logging.getLogger("nutlite.driver.dummy-ups")
 
 MAX_VALUE = 127  # longer values are cut, as 2.8.0 does (see join_value)
 MAX_STATUS = 254  # ups.status is built separately, with a longer limit
-MAX_ARGS = 32
-MAX_WORD = 512
 END_PAUSE = 1.0  # seconds between the end of the file and the next pass
 SLACK = 0.25  # a poll this early still counts as on time for a TIMER
 
@@ -79,104 +78,16 @@ def var_flags(name: str) -> tuple[tuple[str, ...], int]:
 # ----------------------------------------------------------------------------------------------
 # Definition files, sans-IO
 
-_SPACE = " \t\r\v\f"
-
-
 def split_definition(text: str) -> Iterator[tuple[int, list[str]]]:
-    """NUT's tokenizer as dummy-ups meets it: (line number, words) for each non-empty logical line.
+    """(line number, words) for each non-empty logical line of a definition file, by NUT's tokenizer.
 
-    Like :class:`nutlite.parseconf.Tokenizer` (quotes and backslashes join lines, characters outside
-    printable ASCII are dropped, ``=`` is a word of its own), except for the recovery NUT does after an
-    unescaped ``#`` inside quotes: the words so far are dropped and parsing goes on after the ``#``.
+    A line the tokenizer rejects (an unescaped ``#`` inside quotes) is skipped, as dummy-ups does.
     """
-    words: list[str] = []
-    cur: list[str] = []
-    in_word = False
-    state = 0  # 0 between words, 1 word, 2 word+backslash, 3 quoted, 4 quoted+backslash, 5 comment
-    lineno = 1
-    start = 1
-
-    def add(ch: str) -> None:
-        if " " <= ch <= "\x7f":  # NUT keeps DEL, drops other controls and non-ASCII
-            cur.append(ch)
-
-    def end_word() -> None:
-        nonlocal in_word
-        if len(words) < MAX_ARGS:
-            words.append("".join(cur)[:MAX_WORD])
-        cur.clear()
-        in_word = False
-
-    for ch in text:
-        if ch == "\n":
-            lineno += 1
-            if state in (0, 1, 5):
-                if in_word:
-                    end_word()
-                if words:
-                    yield start, words
-                words = []
-                state = 0
-                start = lineno
-                continue
-            state = 1 if state == 2 else 3 if state == 4 else state  # dropped inside quotes/after \
+    for ln in parse_text(text):
+        if ln.error:
+            log.debug("line %d: %s", ln.lineno, ln.error)
             continue
-        if state == 0:
-            if ch in _SPACE:
-                continue
-            if ch == "#":
-                state = 5
-            elif ch == '"':
-                state, in_word = 3, True
-            elif ch == "\\":
-                state, in_word = 2, True
-            elif ch == "=":
-                cur.append("=")
-                end_word()
-            else:
-                state, in_word = 1, True
-                add(ch)
-        elif state == 1:
-            if ch in _SPACE:
-                end_word()
-                state = 0
-            elif ch == "#":
-                end_word()
-                state = 5
-            elif ch == "=":
-                end_word()
-                cur.append("=")
-                end_word()
-                state = 0
-            elif ch == "\\":
-                state = 2
-            else:
-                add(ch)
-        elif state == 3:
-            if ch == '"':
-                end_word()
-                state = 0
-            elif ch == "\\":
-                state = 4
-            elif ch == "#":
-                log.debug("line %d: unescaped # inside quotes", start)
-                words = []
-                cur.clear()
-                in_word = False
-                state = 0
-            else:
-                add(ch)
-        elif state == 2:
-            add(ch)
-            state = 1
-        elif state == 4:
-            add(ch)
-            state = 3
-        # state 5: comment up to the end of the line
-    if in_word:
-        end_word()
-    if words:
-        yield start, words
+        yield ln.lineno, ln.words
 
 
 def _atoi(text: str) -> int:

@@ -39,7 +39,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from nutlite.config import UpsConf, UpsdConf, User, UsersConf
-from nutlite.parseconf import encode, quote
+from nutlite.parseconf import Tokenizer, encode, quote
 from nutlite.state import DeviceState, ProtocolError
 from nutlite.upsd.descriptions import cmd_desc, var_desc
 
@@ -52,8 +52,6 @@ HELP_TEXT = "Commands: HELP VER GET LIST SET INSTCMD LOGIN LOGOUT USERNAME PASSW
 IDLE_TIMEOUT = 60.0  # upsd drops clients it has not heard a whole line from for this long
 REPLY_MAX = 512  # upsd's answer buffer: longer reply lines are cut (and lose their newline)
 READ_CHUNK = 512  # upsd reads 512 bytes at a time; a parse error drops the rest of that read
-MAX_ARGS = 32
-MAX_WORD = 512
 
 # Tracking results from the driver (TRACKING <id> <n>) as GET TRACKING shows them.
 TRACKING_TEXT = {-1: "PENDING", 0: "SUCCESS", 1: "ERR UNKNOWN", 2: "ERR INVALID-ARGUMENT", 3: "ERR FAILED"}
@@ -114,12 +112,6 @@ def new_tracking_id() -> str:
 
 # --------------------------------------------------------------------------------------------- tokenizer
 
-# Bytes that need the character machine; lines made only of other bytes split like bytes.split().
-_SPECIAL = re.compile(rb'[^\t\n\r\x0b\x0c !$-<>-\[\]-~]')
-_FIND, _COLLECT, _LITERAL, _QUOTED, _QLITERAL, _EOL = range(6)
-_SPACES = frozenset(b" \t\r\x0b\x0c")
-
-
 class ParseFailure:
     """Marks a request line that NUT's parser rejected (the message says why)."""
 
@@ -130,131 +122,37 @@ class ParseFailure:
 
 
 class LineReader:
-    """NUT's parseconf state machine over a byte stream: :meth:`feed` returns the finished lines.
+    """Request lines from a client's byte stream, by NUT's tokenizer (:class:`nutlite.parseconf.Tokenizer`).
 
-    Each item is the list of words of a line, or a :class:`ParseFailure`. After a failure the rest of
-    the 512-byte block it happened in is dropped, as upsd drops the rest of its 512-byte read.
+    :meth:`feed` returns, for each finished line, its words or a :class:`ParseFailure`. What is particular
+    to upsd: after a rejected line it also drops the rest of the 512-byte read the error was in, so we
+    drop up to the next 512-byte boundary of the data received.
     """
 
-    __slots__ = ("_state", "_words", "_cur")
+    __slots__ = ("_tok",)
 
     def __init__(self) -> None:
-        self._state = _FIND
-        self._words: list[str] = []
-        self._cur = bytearray()
+        self._tok = Tokenizer()
 
     @property
     def idle(self) -> bool:
         """True between lines (nothing of a new line seen yet)."""
-        return self._state == _FIND and not self._words
+        return not self._tok.pending
 
     def feed(self, data: bytes) -> list[list[str] | ParseFailure]:
-        if self._state == _FIND and not self._words and not _SPECIAL.search(data):
-            # Fast path: plain words separated by blanks, no quotes, escapes, comments or '='.
-            text = data.decode("ascii")
-            lines = text.split("\n")
-            tail = lines.pop()
-            out: list[list[str] | ParseFailure] = []
-            for ln in lines:
-                words = ln.split()
-                if len(words) > MAX_ARGS:
-                    words = words[:MAX_ARGS]
-                for w in words:
-                    if len(w) > MAX_WORD:
-                        words = [x[:MAX_WORD] for x in words]
-                        break
-                out.append(words)
-            if tail:
-                self._machine(tail.encode("ascii"), out)
-            return out
-        out = []
-        self._machine(data, out)
+        text = data.decode("latin-1")
+        if "#" not in text:  # only an unescaped '#' inside quotes makes a line fail
+            return [ln.words for ln in self._tok.feed(text)]
+        out: list[list[str] | ParseFailure] = []
+        for pos in range(0, len(text), READ_CHUNK):
+            for ln in self._tok.feed(text[pos:pos + READ_CHUNK]):
+                if ln.error is None:
+                    out.append(ln.words)
+                    continue
+                out.append(ParseFailure(ln.error))
+                self._tok = Tokenizer()  # the rest of this block is dropped
+                break
         return out
-
-    def _end_word(self) -> None:
-        if len(self._words) < MAX_ARGS:
-            self._words.append(self._cur.decode("ascii"))
-        self._cur = bytearray()
-
-    def _add(self, c: int) -> None:
-        # upsd drops control characters and bytes above 0x7F (its char is signed), but keeps DEL
-        if 32 <= c <= 127 and len(self._cur) < MAX_WORD:
-            self._cur.append(c)
-
-    def _end_line(self, out: list[list[str] | ParseFailure]) -> None:
-        out.append(self._words)
-        self._words = []
-        self._state = _FIND
-
-    def _machine(self, data: bytes, out: list[list[str] | ParseFailure]) -> None:
-        st = self._state
-        i = 0
-        n = len(data)
-        while i < n:
-            c = data[i]
-            i += 1
-            if st == _FIND:
-                if c == 10:
-                    self._end_line(out)
-                elif c == 35:  # '#'
-                    st = _EOL
-                elif c in _SPACES:
-                    pass
-                elif c == 92:  # backslash
-                    st = _LITERAL
-                elif c == 34:  # '"'
-                    st = _QUOTED
-                elif c == 61:  # '=' is a word of its own
-                    if len(self._words) < MAX_ARGS:
-                        self._words.append("=")
-                else:
-                    self._add(c)
-                    st = _COLLECT
-            elif st == _COLLECT:
-                if c == 35:
-                    self._end_word()
-                    st = _EOL
-                elif c == 10:
-                    self._end_word()
-                    self._end_line(out)
-                    st = _FIND
-                elif c in _SPACES:
-                    self._end_word()
-                    st = _FIND
-                elif c == 92:
-                    st = _LITERAL
-                elif c == 61:
-                    self._end_word()
-                    if len(self._words) < MAX_ARGS:
-                        self._words.append("=")
-                    st = _FIND
-                else:
-                    self._add(c)
-            elif st == _QUOTED:
-                if c == 34:
-                    self._end_word()
-                    st = _FIND
-                elif c == 92:
-                    st = _QLITERAL
-                elif c == 35:
-                    out.append(ParseFailure("Unbalanced word due to unescaped # in quotes"))
-                    self._words = []
-                    self._cur = bytearray()
-                    st = _FIND
-                    i = ((i - 1) // READ_CHUNK + 1) * READ_CHUNK
-                else:
-                    self._add(c)  # a newline inside quotes is dropped: the quote goes on
-            elif st == _LITERAL:
-                self._add(c)
-                st = _COLLECT
-            elif st == _QLITERAL:
-                self._add(c)
-                st = _QUOTED
-            else:  # _EOL: a comment runs to the end of the line
-                if c == 10:
-                    self._end_line(out)
-                    st = _FIND
-        self._state = st
 
 
 # --------------------------------------------------------------------------------------------- state
