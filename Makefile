@@ -41,8 +41,9 @@ test: deps nut-deps ## run the whole test suite (unit, integration, interop)
 test-fast: deps ## unit tests only (no daemons)
 	$(PY) -m pytest -q -m "not interop" tests/test_parseconf.py tests/test_config.py
 
-bench: deps nut-deps ## benchmarks: nutlite vs Debian's upsd (throughput, latency, RSS, CPU)
+bench: deps nut-deps ## benchmarks: nutlite vs Debian's upsd (throughput, latency, RSS, CPU); upsmon timing
 	$(PY) bench/bench.py
+	$(PY) bench/upsmon_timing.py
 
 lint: deps ## ruff
 	$(VENV)/bin/ruff check nutlite tests bench
