@@ -88,9 +88,12 @@ def main(argv: list[str]) -> int:
     conf, state = write_config(work, args.port)
     env = dict(os.environ, NUT_CONFPATH=str(conf), NUT_STATEPATH=str(state))
     me = [sys.executable, "-m", "nutlite"]
+    # As root, NUT's daemons switch to the 'nut' account, which may not reach the demo's folder; the
+    # demo keeps the account it was started with.
+    user = ["-u", "root"] if os.geteuid() == 0 else []
     procs: list[subprocess.Popen[bytes]] = []
     try:
-        procs.append(subprocess.Popen([*me, "driver", "-a", "demo", "-F"], env=env))
+        procs.append(subprocess.Popen([*me, "driver", "-a", "demo", "-F", *user], env=env))
         sock = state / "dummy-ups-demo"
         deadline = time.monotonic() + 10
         while not sock.exists() and time.monotonic() < deadline:
@@ -98,7 +101,7 @@ def main(argv: list[str]) -> int:
                 print("nutlite demo: the driver exited; see its messages above", file=sys.stderr)
                 return 1
             time.sleep(0.05)
-        procs.append(subprocess.Popen([*me, "upsd", "-F"], env=env))
+        procs.append(subprocess.Popen([*me, "upsd", "-F", *user], env=env))
         time.sleep(0.5)
         if procs[1].poll() is not None:
             print(f"nutlite demo: upsd exited (is port {args.port} in use? try --port)", file=sys.stderr)
