@@ -82,6 +82,26 @@ def read_pid(path: str | os.PathLike[str]) -> int | None:
         return None
 
 
+def running_instance(path: str | os.PathLike[str], program: str) -> int | None:
+    """The pid recorded in ``path`` if it is alive, not us, and (as far as /proc tells) ``program``."""
+    pid = read_pid(path)
+    if pid is None or pid == os.getpid():
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            if program.encode() not in fh.read():
+                return None
+    except OSError:
+        pass
+    return pid
+
+
 def signal_running(path: str | os.PathLike[str], command: str, prog: str) -> int:
     """``-c reload|stop``: signal the instance whose pid is in ``path``; return an exit code."""
     pid = read_pid(path)

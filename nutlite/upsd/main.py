@@ -763,26 +763,6 @@ def control_statepath() -> Path:
     return statepath(ups, upsd)
 
 
-def other_instance(pidfile: Path) -> int | None:
-    """The pid of a running upsd recorded in `pidfile`, if any."""
-    pid = daemon.read_pid(pidfile)
-    if pid is None or pid == os.getpid():
-        return None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return None
-    except PermissionError:
-        pass
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as fh:
-            if b"upsd" not in fh.read():
-                return None
-    except OSError:
-        pass
-    return pid
-
-
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command:
@@ -804,7 +784,7 @@ def main(argv: list[str] | None = None) -> int:
         log.warning("CERTREQUEST is not supported: client certificates are not asked for")
     state_dir = statepath(configs.ups, configs.upsd)
     pidfile = daemon.pidfile_path(state_dir, PROG)
-    running = other_instance(pidfile)
+    running = daemon.running_instance(pidfile, "upsd")
     if running is not None:
         log.error("fatal: upsd is already running (pid %d, %s)", running, pidfile)
         return 1

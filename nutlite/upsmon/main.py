@@ -688,25 +688,6 @@ def control_command(command: str, pid: int | None) -> int:
     return 0
 
 
-def other_instance(path: Path) -> int | None:
-    pid = daemon.read_pid(path)
-    if pid is None or pid == os.getpid():
-        return None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return None
-    except PermissionError:
-        pass
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as fh:
-            if b"upsmon" not in fh.read():
-                return None
-    except OSError:
-        pass
-    return pid
-
-
 def load_checked() -> UpsmonConf:
     """Read upsmon.conf and refuse what NUT refuses (no power, a UPS monitored twice)."""
     conf = load_upsmon_conf()
@@ -751,7 +732,7 @@ def main(argv: list[str] | None = None) -> int:
         log.info("using power down flag file %s", flag)
 
     path = pidfile()
-    running = other_instance(path)
+    running = daemon.running_instance(path, "upsmon")
     if running is not None:
         log.error("fatal: upsmon is already running (pid %d, %s)", running, path)
         return 1
