@@ -509,6 +509,9 @@ def test_sync_basic_and_segmented_replies() -> None:
         assert c.get_var("a", "ups.status") == "OL"
         # The second line of that segment is the answer to the next request.
         assert c.get_numlogins("a") == 1
+    deadline = time.monotonic() + 3  # the server thread records what it got in its own time
+    while srv.received[-1:] != ["LOGOUT"] and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert srv.received[-1] == "LOGOUT"  # closing says goodbye
 
 
