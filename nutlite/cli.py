@@ -20,8 +20,11 @@ TOOLS: dict[str, tuple[str, str]] = {
     "upscmd": ("nutlite.tools.upscmd", "run instant commands"),
     "upsrw": ("nutlite.tools.upsrw", "list and set writable variables"),
     "upslog": ("nutlite.tools.upslog", "log UPS variables with a format string"),
+    "upssched": ("nutlite.upssched", "timers for upsmon's events (set it as upsmon's NOTIFYCMD)"),
+    "exporter": ("nutlite.exporter.main", "Prometheus exporter for local and remote NUT servers"),
     "bootguard": ("nutlite.bootguard", "after a power-fail shutdown, wait at boot for the UPS to recharge"),
     "demo": ("nutlite.demo", "run the whole stack on a simulated UPS (make run)"),
+    "sim": ("nutlite.sim.main", "UPS simulators on a pseudo-terminal: sim q1 [--link PATH] [--script FILE]"),
 }
 # NUT's driver program names also select the driver tool when used as argv[0].
 DRIVER_NAMES = ("dummy-ups",)
