@@ -1,0 +1,290 @@
+"""Serial plumbing for the serial drivers: open (2400 8N1 by default), lock, ask, reopen.
+
+* **Locking**, so two drivers cannot fight over one port (NUT FAQ #32): an exclusive ``flock`` on the
+  open device (what Debian's NUT drivers take too, so a nutlite and a NUT driver exclude each other)
+  plus a UUCP-style ``LCK..<name>`` file in ``/run/lock`` (or ``/var/lock``; ``$NUTLITE_LOCKDIR``
+  instead if set) when that directory is writable; a lock file left by a dead process is taken over. ``nolock`` skips both.
+* **Permissions**: a port that cannot be opened for lack of rights gives the message of NUT FAQ #4 --
+  who the driver runs as, who owns the port and its mode.
+* **Reopen**: when the adapter disappears (USB-serial unplugged), the port is closed; every later
+  :meth:`SerialPort.ask` tries to open it again and says so in the log once it worked.
+* **Timeouts and garbage** come back as :class:`PortError` / ``None`` replies; the driver marks its data
+  stale and logs what arrived.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import grp
+import logging
+import os
+import pwd
+import stat
+import termios
+import time
+from pathlib import Path
+from typing import Any
+
+from nutlite.drivers.core import DriverError
+
+log = logging.getLogger("nutlite.driver.serial")
+
+LOCK_DIRS = (Path("/run/lock"), Path("/var/lock"))
+LOCKDIR_ENV = "NUTLITE_LOCKDIR"  # overrides LOCK_DIRS (tests); set but empty = no lock files
+
+
+def lock_dirs() -> tuple[Path, ...]:
+    env = os.environ.get(LOCKDIR_ENV)
+    if env is None:
+        return LOCK_DIRS
+    return (Path(env),) if env else ()
+
+
+class PortError(Exception):
+    """The port is gone or broken (the driver will try to reopen it)."""
+
+
+def _owner(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
+
+
+def _group(gid: int) -> str:
+    try:
+        return grp.getgrgid(gid).gr_name
+    except KeyError:
+        return str(gid)
+
+
+def permission_message(port: str, exc: OSError) -> str:
+    """NUT FAQ #4's explanation for a port that cannot be opened for lack of rights."""
+    uid = os.geteuid()
+    lines = [f"Unable to open {port}: {exc.strerror or exc}",
+             f"This program is currently running as {_owner(uid)} (UID {uid})"]
+    with contextlib.suppress(OSError):
+        st = os.stat(port)
+        lines.append(f"{port} is owned by user {_owner(st.st_uid)} (UID {st.st_uid}), group "
+                     f"{_group(st.st_gid)} (GID {st.st_gid}), mode {stat.S_IMODE(st.st_mode):04o}")
+    lines.append(f"Change the port name, or fix the permissions or ownership of {port} and try again "
+                 "(or set 'user = ...' in ups.conf to an account that may use it).")
+    return "\n".join(lines)
+
+
+def lock_file_name(port: str) -> str:
+    """``LCK..ttyUSB0`` for ``/dev/ttyUSB0``; the real device name if ``port`` is a symlink."""
+    real = os.path.realpath(port)
+    name = real[len("/dev/"):] if real.startswith("/dev/") else os.path.basename(real)
+    return "LCK.." + name.replace("/", "_")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class UucpLock:
+    """A ``LCK..name`` file holding our pid (10 characters and a newline, as UUCP)."""
+
+    def __init__(self, port: str, dirs: tuple[Path, ...] | None = None) -> None:
+        self.path: Path | None = None
+        dirs = lock_dirs() if dirs is None else dirs
+        name = lock_file_name(port)
+        for d in dirs:
+            if d.is_dir() and os.access(d, os.W_OK):
+                self.path = d / name
+                break
+
+    def acquire(self, port: str) -> None:
+        if self.path is None:
+            return
+        data = f"{os.getpid():10d}\n".encode()
+        for _ in range(3):
+            try:
+                fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            except FileExistsError:
+                pid = self._holder()
+                if pid is not None and _pid_alive(pid):
+                    raise DriverError(f"{port} is locked by process {pid} (lock file {self.path}): another "
+                                      "driver or program uses this port; stop it first") from None
+                log.info("removing the stale lock file %s%s", self.path, f" (pid {pid} is gone)" if pid else "")
+                with contextlib.suppress(FileNotFoundError):
+                    self.path.unlink()
+                continue
+            except OSError as exc:
+                log.debug("no lock file %s: %s", self.path, exc)
+                self.path = None
+                return
+            try:
+                os.write(fd, data)
+            finally:
+                os.close(fd)
+            return
+        raise DriverError(f"cannot take the lock file {self.path} for {port}")
+
+    def _holder(self) -> int | None:
+        assert self.path is not None
+        try:
+            text = self.path.read_bytes()
+        except OSError:
+            return None
+        try:
+            return int(text.split()[0]) if text.strip() else None
+        except ValueError:
+            return None
+
+    def release(self) -> None:
+        if self.path is None:
+            return
+        if self._holder() == os.getpid():
+            with contextlib.suppress(OSError):
+                self.path.unlink()
+
+
+CABLEPOWER = {  # DTR, RTS
+    "normal": (True, False),
+    "reverse": (False, True),
+    "both": (True, True),
+    "none": (False, False),
+}
+
+
+class SerialPort:
+    """A line-oriented serial port (blocking; the driver calls it through ``run_blocking``).
+
+    ``ask(command)`` writes ``command + eol`` and returns the reply line (without the terminator), or
+    ``None`` when nothing complete arrived within ``timeout``; :attr:`last_raw` keeps what did arrive.
+    """
+
+    def __init__(self, port: str, *, baudrate: int = 2400, timeout: float = 1.0, lock: bool = True,
+                 eol: bytes = b"\r", cablepower: str = "normal") -> None:
+        if cablepower not in CABLEPOWER:
+            raise DriverError(f"cablepower: expected one of {', '.join(CABLEPOWER)}, got '{cablepower}'")
+        self.port = port
+        self.baudrate = baudrate
+        self.timeout = timeout
+        self.lock = lock
+        self.eol = eol
+        self.cablepower = cablepower
+        self.ser: Any = None
+        self._uucp: UucpLock | None = None
+        self.last_raw = b""
+        self.lost = False  # the port went away and is not back yet
+
+    # -- open / close
+    def open(self) -> None:
+        """Open and lock the port; DriverError with a helpful message if it cannot be used."""
+        import serial  # pyserial, imported only by the serial drivers
+
+        if not os.path.exists(self.port):
+            raise PortError(f"{self.port} does not exist (is the adapter plugged in? check the 'port' setting)")
+        uucp = UucpLock(self.port) if self.lock else None
+        if uucp is not None:
+            uucp.acquire(self.port)
+        try:
+            ser = serial.Serial()
+            ser.port = self.port
+            ser.baudrate = self.baudrate
+            ser.bytesize = serial.EIGHTBITS
+            ser.parity = serial.PARITY_NONE
+            ser.stopbits = serial.STOPBITS_ONE
+            ser.timeout = 0.05
+            ser.write_timeout = 2.0
+            ser.xonxoff = ser.rtscts = ser.dsrdtr = False
+            dtr, rts = CABLEPOWER[self.cablepower]
+            ser.dtr, ser.rts = dtr, rts
+            try:
+                ser.open()
+            except serial.SerialException as exc:
+                err = getattr(exc, "errno", None)
+                if err in (errno.EACCES, errno.EPERM):
+                    raise DriverError(permission_message(self.port, OSError(err, os.strerror(err)))) from None
+                if err in (errno.ENOENT, errno.ENODEV, errno.ENXIO, errno.EIO):
+                    raise PortError(f"cannot open {self.port}: {exc}") from None
+                raise DriverError(f"cannot open {self.port}: {exc}") from None
+            if self.lock:
+                try:
+                    fcntl.flock(ser.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except OSError:
+                    ser.close()
+                    raise DriverError(
+                        f"{self.port} is locked by another process (another driver for this UPS, or a NUT "
+                        "driver, is using it; stop it first, see NUT FAQ #32)") from None
+        except BaseException:
+            if uucp is not None:
+                uucp.release()
+            raise
+        self.ser = ser
+        self._uucp = uucp
+        self.lost = False
+
+    def close(self) -> None:
+        if self.ser is not None:
+            with contextlib.suppress(Exception):
+                self.ser.close()
+            self.ser = None
+        if self._uucp is not None:
+            self._uucp.release()
+            self._uucp = None
+
+    def _lose(self, why: str) -> None:
+        if not self.lost:
+            log.error("lost %s (%s): will try to reopen it at every poll", self.port, why)
+        self.lost = True
+        self.close()
+
+    def ensure_open(self) -> None:
+        """Reopen a port that went away; PortError while it is still missing."""
+        if self.ser is not None:
+            return
+        was_lost = self.lost
+        self.open()
+        if was_lost:
+            log.warning("reopened %s", self.port)
+
+    # -- talk
+    def ask(self, command: str, timeout: float | None = None, expect_reply: bool = True) -> str | None:
+        """Send a command; the reply line (None on timeout). PortError if the port is gone."""
+        import serial
+
+        try:
+            self.ensure_open()
+        except PortError:
+            self.lost = True
+            raise
+        ser = self.ser
+        try:
+            ser.reset_input_buffer()
+            ser.write(command.encode("latin-1") + self.eol)
+            ser.flush()
+            if not expect_reply:
+                return None
+            deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+            buf = b""
+            while self.eol not in buf:
+                if time.monotonic() > deadline:
+                    self.last_raw = buf
+                    return None
+                chunk = ser.read(64)
+                if chunk:
+                    buf += chunk
+                elif not os.path.exists(self.port):
+                    raise OSError(errno.ENODEV, "device removed")
+        except (serial.SerialException, OSError, termios.error) as exc:
+            self._lose(str(exc))
+            raise PortError(f"{self.port}: {exc}") from None
+        line, _, _rest = buf.partition(self.eol)
+        self.last_raw = line + self.eol
+        return line.decode("latin-1")
+
+    def send(self, command: str) -> None:
+        """Send a command that gets no reply."""
+        self.ask(command, expect_reply=False)

@@ -1,0 +1,358 @@
+"""A Megatec "Q1" UPS simulator (NUT-FACTS §8.4).
+
+:class:`Q1Ups` is the UPS itself, sans-IO: bytes from the serial line go in through :meth:`Q1Ups.feed`,
+the reply bytes come out. It keeps a log of every command it was given (``commands``), so a test can
+see e.g. the ``S.5R0003`` shutdown it received, and a list of the shutdowns in ``shutdowns``.
+
+:class:`PtyQ1` serves a :class:`Q1Ups` on a pseudo-terminal from a thread; the slave side is what a
+driver opens (``link`` makes a stable symlink to it). It can also disappear and come back, like a
+USB-serial adapter that is unplugged.
+
+``Q1Ups(dialect="mustek")`` also answers ``QS``; ``dialect="voltronic-qs"`` answers ``M`` with ``V``
+and ``QS`` (so nutdrv_qx's probe picks those protocols). Unknown commands are echoed back, as many
+Megatec units do.
+
+Scripts (``--script FILE`` or :meth:`Q1Ups.apply`), one action per line, ``#`` starts a comment:
+
+=========================  =====================================================================
+``mains off`` / ``on``     utility fail bit, input voltage 0 / nominal
+``drain <V/s>``            battery voltage falls by that many volts per second while on battery
+``charge <V/s>``           battery voltage rises while on mains (up to full)
+``battery <V>``            set the battery voltage (per the value the UPS reports)
+``lowbatt on|off``         battery low bit
+``load <percent>``         output load (>100 = overload)
+``replace on|off``         the UPS-failed bit (what a worn battery makes Megatec units report)
+``boost`` / ``trim``       AVR active: input 190 V -> output 230 V, input 250 V -> output 220 V
+``bypass``                 AVR bit with output = input
+``normal``                 AVR off, input = output = nominal
+``input <V>`` ``output <V>`` ``freq <Hz>`` ``temp <C>``
+``type online|offline``    UPS type bit
+``beeper on|off``          beeper bit
+``test on|off``            battery test bit (CAL)
+``fsd on|off``             shutdown-active bit (FSD)
+``mute`` / ``unmute``      stop / start answering
+``garbage`` / ``truncate`` the next reply is noise / cut short (once)
+``sleep <s>``              pause the script
+=========================  =====================================================================
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import threading
+import time
+import tty
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+log = logging.getLogger("nutlite.sim.q1")
+
+
+@dataclass
+class Shutdown:
+    """A shutdown the UPS was told to do: delay before the load goes off, then restore delay."""
+
+    command: str
+    off_seconds: float
+    restore_minutes: int | None  # None = stay off
+
+
+@dataclass
+class Q1Ups:
+    """The state of a simulated Megatec UPS and its command interpreter."""
+
+    input_voltage: float = 230.0
+    fault_voltage: float = 230.0
+    output_voltage: float = 230.0
+    load: int = 21
+    frequency: float = 50.0
+    battery_voltage: float = 13.50
+    temperature: float = 25.0
+    utility_fail: bool = False
+    battery_low: bool = False
+    avr: bool = False
+    failed: bool = False
+    offline_type: bool = True
+    test: bool = False
+    shutdown_active: bool = False
+    beeper: bool = True
+    nominal_voltage: float = 230.0
+    nominal_current: int = 4
+    nominal_battery: float = 12.0
+    nominal_frequency: float = 50.0
+    company: str = "NUTLITE"
+    model: str = "SIM-Q1"
+    firmware: str = "1.0"
+    full_battery: float = 13.50
+    drain_rate: float = 0.0
+    charge_rate: float = 0.0
+    muted: bool = False
+    dialect: str = "megatec"  # "mustek": also answers QS; "voltronic-qs": M -> V and QS
+    answer_f: bool = True
+    answer_i: bool = True
+    commands: list[str] = field(default_factory=list)
+    shutdowns: list[Shutdown] = field(default_factory=list)
+    _buf: bytes = b""
+    _next_fault: str | None = None
+    _last_tick: float | None = None
+    clock: Callable[[], float] = time.monotonic
+    _lock: threading.RLock = field(default_factory=threading.RLock)
+
+    # -- the serial line
+    def feed(self, data: bytes) -> bytes:
+        """Bytes from the driver in, reply bytes out (commands end with CR)."""
+        out = b""
+        with self._lock:
+            self._buf += data
+            while b"\r" in self._buf:
+                raw, _, self._buf = self._buf.partition(b"\r")
+                cmd = raw.decode("latin-1").strip("\n\x00 ")
+                if not cmd:
+                    continue
+                self.commands.append(cmd)
+                reply = self.handle(cmd)
+                if reply is None or self.muted:
+                    continue
+                out += self._damage(reply)
+            if len(self._buf) > 256:
+                self._buf = b""
+        return out
+
+    def _damage(self, reply: bytes) -> bytes:
+        fault, self._next_fault = self._next_fault, None
+        if fault == "garbage":
+            return b"\xff\x00#@!garbage?\xfe\r"
+        if fault == "truncate":
+            return reply[: len(reply) // 2] + b"\r"
+        return reply
+
+    def handle(self, cmd: str) -> bytes | None:
+        """The reply to one command (without its CR), or None for commands the UPS does not answer."""
+        self.tick()
+        c = cmd.upper()
+        if c == "Q1" or (c == "QS" and self.dialect in ("mustek", "voltronic-qs")):
+            return self.q1_line().encode() + b"\r"
+        if c == "M" and self.dialect == "voltronic-qs":
+            return b"V\r"
+        if c == "F":
+            return f"#{self.nominal_voltage:05.1f} {self.nominal_current:03d} {self.nominal_battery:05.2f} {self.nominal_frequency:04.1f}\r".encode() if self.answer_f else None
+        if c == "I":
+            return f"#{self.company:<15.15} {self.model:<10.10} {self.firmware:<10.10}\r".encode() if self.answer_i else None
+        if c == "Q":
+            self.beeper = not self.beeper
+            return None
+        if c == "T" or c == "TL" or re.fullmatch(r"T\d\d", c):
+            self.test = True
+            return None
+        if c == "CT":
+            self.test = False
+            return None
+        if c == "C":
+            self.shutdown_active = False
+            return None
+        m = re.fullmatch(r"S(\.[2-9]|0[1-9]|10|00)(?:R(\d{4}))?", c)
+        if m:
+            n = m.group(1)
+            off = float(n) * 60
+            restore = int(m.group(2)) if m.group(2) is not None else None
+            self.shutdowns.append(Shutdown(cmd, off, restore))
+            self.shutdown_active = True
+            log.info("shutdown received: %s (off in %gs, restore %s)", cmd, off,
+                     "never" if restore is None else f"after {restore} min")
+            return None
+        # Megatec units echo unknown commands back (NUT's q1 fallback relies on it)
+        return cmd.encode("latin-1") + b"\r"
+
+    def q1_line(self) -> str:
+        bits = "".join("1" if b else "0" for b in (
+            self.utility_fail, self.battery_low, self.avr, self.failed, self.offline_type, self.test,
+            self.shutdown_active, self.beeper))
+        return (f"({self.input_voltage:05.1f} {self.fault_voltage:05.1f} {self.output_voltage:05.1f} "
+                f"{self.load:03d} {self.frequency:04.1f} {battvolt(self.battery_voltage)} "
+                f"{self.temperature:04.1f} {bits}")
+
+    def tick(self, now: float | None = None) -> None:
+        """Move the battery voltage on by the time passed."""
+        now = self.clock() if now is None else now
+        with self._lock:
+            if self._last_tick is not None:
+                dt = now - self._last_tick
+                if self.utility_fail and self.drain_rate:
+                    self.battery_voltage = max(0.0, self.battery_voltage - self.drain_rate * dt)
+                elif not self.utility_fail and self.charge_rate:
+                    self.battery_voltage = min(self.full_battery, self.battery_voltage + self.charge_rate * dt)
+            self._last_tick = now
+
+    # -- scripting
+    def apply(self, line: str) -> float:
+        """Carry out one script line; returns seconds to sleep (``sleep``), else 0."""
+        words = line.split("#", 1)[0].split()
+        if not words:
+            return 0.0
+        op, args = words[0].lower(), words[1:]
+        arg = args[0] if args else ""
+        on = arg.lower() in ("on", "1", "yes", "true")
+        with self._lock:
+            self.tick()
+            if op == "mains":
+                self.utility_fail = not on
+                self.input_voltage = self.fault_voltage = self.nominal_voltage if on else 0.0
+                if on:
+                    self.output_voltage = self.nominal_voltage
+                    self.avr = False
+            elif op == "drain":
+                self.drain_rate = float(arg)
+            elif op == "charge":
+                self.charge_rate = float(arg)
+            elif op == "battery":
+                self.battery_voltage = float(arg)
+            elif op == "lowbatt":
+                self.battery_low = on
+            elif op == "load":
+                self.load = int(arg)
+            elif op == "replace":
+                self.failed = on
+            elif op == "boost":
+                self.avr, self.input_voltage, self.fault_voltage, self.output_voltage = True, 190.0, 190.0, 230.0
+            elif op == "trim":
+                self.avr, self.input_voltage, self.fault_voltage, self.output_voltage = True, 250.0, 250.0, 220.0
+            elif op == "bypass":
+                self.avr, self.output_voltage = True, self.input_voltage
+            elif op == "normal":
+                self.avr = False
+                self.input_voltage = self.fault_voltage = self.output_voltage = self.nominal_voltage
+            elif op in ("input", "output", "freq", "temp"):
+                attr = {"input": "input_voltage", "output": "output_voltage", "freq": "frequency",
+                        "temp": "temperature"}[op]
+                setattr(self, attr, float(arg))
+                if op == "input":
+                    self.fault_voltage = float(arg)
+            elif op == "type":
+                self.offline_type = arg.lower() != "online"
+            elif op == "beeper":
+                self.beeper = on
+            elif op == "test":
+                self.test = on
+            elif op == "fsd":
+                self.shutdown_active = on
+            elif op == "mute":
+                self.muted = True
+            elif op == "unmute":
+                self.muted = False
+            elif op in ("garbage", "truncate"):
+                self._next_fault = op
+            elif op == "sleep":
+                return float(arg)
+            else:
+                raise ValueError(f"unknown simulator action: {line.strip()!r}")
+        return 0.0
+
+    def run_script(self, lines: Iterable[str], sleep: Callable[[float], None] = time.sleep) -> None:
+        for line in lines:
+            pause = self.apply(line)
+            if pause:
+                sleep(pause)
+
+
+def battvolt(v: float) -> str:
+    """The 4-character battery voltage field: ``2.27`` (per cell) or ``13.5`` / ``27.4`` (total)."""
+    return f"{v:4.2f}" if v < 9.995 else f"{v:04.1f}"[:4]
+
+
+class PtyQ1:
+    """Serve a :class:`Q1Ups` on a pseudo-terminal (in a thread).
+
+    ``path`` is the slave device; ``link`` (if given) is a symlink to it that survives
+    :meth:`unplug`/:meth:`replug` (the pty number may change, the link is updated).
+    """
+
+    def __init__(self, ups: Q1Ups | None = None, link: str | os.PathLike[str] | None = None) -> None:
+        self.ups = ups or Q1Ups()
+        self.link = Path(link) if link is not None else None
+        self.master: int | None = None
+        self.slave: int | None = None
+        self.path: str = ""
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.received = bytearray()
+
+    def start(self) -> PtyQ1:
+        self._open()
+        return self
+
+    def _open(self) -> None:
+        master, slave = os.openpty()
+        tty.setraw(slave)
+        self.master, self.slave = master, slave
+        self.path = os.ttyname(slave)
+        os.chmod(self.path, 0o660)
+        if self.link is not None:
+            tmp = self.link.with_name(self.link.name + ".new")
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+            tmp.symlink_to(self.path)
+            tmp.replace(self.link)
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._serve, name=f"q1sim {self.path}", daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        import select
+
+        assert self.master is not None
+        master = self.master
+        while not self._stop.is_set():
+            try:
+                r, _, _ = select.select([master], [], [], 0.1)
+            except (OSError, ValueError):
+                return
+            if not r:
+                continue
+            try:
+                data = os.read(master, 1024)
+            except OSError:  # EIO: no process has the slave open right now
+                time.sleep(0.05)
+                continue
+            if not data:
+                time.sleep(0.05)
+                continue
+            self.received += data
+            reply = self.ups.feed(data)
+            if reply:
+                with contextlib.suppress(OSError):
+                    os.write(master, reply)
+
+    def _close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(2)
+            self._thread = None
+        for fd in (self.master, self.slave):
+            if fd is not None:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        self.master = self.slave = None
+
+    def unplug(self) -> None:
+        """The adapter disappears: the pty is closed and the link removed."""
+        self._close()
+        if self.link is not None:
+            with contextlib.suppress(FileNotFoundError):
+                self.link.unlink()
+
+    def replug(self) -> None:
+        """The adapter comes back (as a new pty; the link points at it)."""
+        self._open()
+
+    def stop(self) -> None:
+        self.unplug()
+
+    def __enter__(self) -> PtyQ1:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
