@@ -85,6 +85,32 @@ def getopt(
     return opts, argv[i:]
 
 
+def parse_options(argv: list[str], optstring: str, tool: str,
+                  usage: Callable[[], str]) -> tuple[list[tuple[str, str]], list[str]] | int:
+    """getopt as NUT's client tools use it: after a bad option they show the complaint and their help
+    and exit 0 (the int returned)."""
+    try:
+        return getopt(argv, optstring)
+    except GetoptError as exc:
+        err(f"{tool}: {exc.message}")
+        print(usage(), end="")
+        return 0
+
+
+def finish_option(opt: str, tool: str, usage: Callable[[], str], banner_on_stderr: bool = True) -> int | None:
+    """``-h`` or ``-V``: print and return the exit code (0); None for any other option."""
+    if opt == "h":
+        print(usage(), end="")
+        return 0
+    if opt == "V":
+        if banner_on_stderr:
+            err(banner(tool))
+        else:
+            print(banner(tool))
+        return 0
+    return None
+
+
 def split_ups(text: str | None) -> UpsAddress | None:
     """Parse ``upsname[@hostname[:port]]``; on error print NUT's messages and return None."""
     try:

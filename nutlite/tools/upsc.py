@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 
 from nutlite.client import AddressError, NutClient, NutClientError, split_hostport
-from nutlite.tools.common import GetoptError, banner, err, getopt, split_ups, tool_main
+from nutlite.tools.common import banner, err, finish_option, parse_options, split_ups, tool_main
 
 TOOL = "upsc"
 
@@ -105,22 +105,15 @@ def show_vars(target: str | None, var: str | None) -> int:
 
 @tool_main
 def main(argv: list[str]) -> int:
-    try:
-        opts, args = getopt(argv, "hlLcV")
-    except GetoptError as exc:
-        # NUT's upsc shows its help after a bad option and still exits 0.
-        err(f"{TOOL}: {exc.message}")
-        print(usage(), end="")
-        return 0
+    parsed = parse_options(argv, "hlLcV", TOOL, usage)
+    if isinstance(parsed, int):
+        return parsed
+    opts, args = parsed
     mode = ""
     verbose = False
     for opt, _ in opts:
-        if opt == "h":
-            print(usage(), end="")
-            return 0
-        if opt == "V":
-            err(banner(TOOL))
-            return 0
+        if (code := finish_option(opt, TOOL, usage)) is not None:
+            return code
         if opt in "lL":
             mode = "list"
             verbose = verbose or opt == "L"

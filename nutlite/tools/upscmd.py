@@ -14,14 +14,15 @@ from __future__ import annotations
 import errno
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from nutlite.client import NutClient, NutClientError, NutError, tracking_outcome
 from nutlite.tools.common import (
-    GetoptError,
     ask_credentials,
     banner,
     err,
-    getopt,
+    finish_option,
+    parse_options,
     split_ups,
     tool_main,
 )
@@ -169,41 +170,50 @@ def run_command(
         client.close()
 
 
-@tool_main
-def main(argv: list[str]) -> int:
-    try:
-        opts, args = getopt(argv, "lhu:p:t:wV")
-    except GetoptError as exc:
-        # NUT's upscmd shows its help after a bad option and exits 0.
-        err(f"{TOOL}: {exc.message}")
-        print(usage(), end="")
-        return 0
-    listing = wait = False
-    user = password = None
-    timeout = DEFAULT_WAIT
-    for opt, value in opts:
-        if opt == "h":
-            print(usage(), end="")
-            return 0
-        if opt == "V":
-            err(banner(TOOL))
-            return 0
-        if opt == "l":
-            listing = True
-        elif opt == "u":
-            user = value
+@dataclass
+class SendOptions:
+    """``-u``, ``-p``, ``-w`` and ``-t``, as upscmd and upsrw both take them."""
+
+    user: str | None = None
+    password: str | None = None
+    wait: bool = False
+    timeout: int = DEFAULT_WAIT
+
+    def take(self, opt: str, value: str) -> int | None:
+        """Record one of the four; return an exit code if its value is bad."""
+        if opt == "u":
+            self.user = value
         elif opt == "p":
-            password = value
+            self.password = value
         elif opt == "w":
-            wait = True
+            self.wait = True
         elif opt == "t":
             parsed = parse_timeout(value)
             if parsed is None:
                 return 1
-            timeout = parsed
+            self.timeout = parsed
+        return None
+
+
+@tool_main
+def main(argv: list[str]) -> int:
+    parsed = parse_options(argv, "lhu:p:t:wV", TOOL, usage)
+    if isinstance(parsed, int):
+        return parsed
+    opts, args = parsed
+    listing = False
+    send = SendOptions()
+    for opt, value in opts:
+        if (code := finish_option(opt, TOOL, usage)) is not None:
+            return code
+        if opt == "l":
+            listing = True
+        elif (code := send.take(opt, value)) is not None:
+            return code
     if listing and args:
         return list_commands(args[0])
     if len(args) < 2:
         print(usage(), end="")
         return 0
-    return run_command(args[0], args[1], args[2] if len(args) > 2 else None, user, password, wait, timeout)
+    return run_command(args[0], args[1], args[2] if len(args) > 2 else None, send.user, send.password,
+                       send.wait, send.timeout)

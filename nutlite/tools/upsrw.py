@@ -10,17 +10,17 @@ from __future__ import annotations
 
 from nutlite.client import NutClient, NutClientError, NutError, VarType
 from nutlite.tools.common import (
-    GetoptError,
     ask_credentials,
     banner,
     err,
-    getopt,
+    finish_option,
     login_name,
+    parse_options,
     read_line,
     split_ups,
     tool_main,
 )
-from nutlite.tools.upscmd import DEFAULT_WAIT, authenticate, parse_timeout, send_tracked
+from nutlite.tools.upscmd import DEFAULT_WAIT, SendOptions, authenticate, send_tracked
 
 TOOL = "upsrw"
 
@@ -166,40 +166,22 @@ def set_variable(
 
 @tool_main
 def main(argv: list[str]) -> int:
-    try:
-        opts, args = getopt(argv, "hls:p:t:u:wV")
-    except GetoptError as exc:
-        # NUT's upsrw shows its help after a bad option and exits 0.
-        err(f"{TOOL}: {exc.message}")
-        print(usage(), end="")
-        return 0
+    parsed = parse_options(argv, "hls:p:t:u:wV", TOOL, usage)
+    if isinstance(parsed, int):
+        return parsed
+    opts, args = parsed
     setting: str | None = None
-    user = password = None
-    wait = False
-    timeout = DEFAULT_WAIT
+    send = SendOptions()
     for opt, value in opts:
-        if opt == "h":
-            print(usage(), end="")
-            return 0
-        if opt == "V":
-            print(banner(TOOL))
-            return 0
+        if (code := finish_option(opt, TOOL, usage, banner_on_stderr=False)) is not None:
+            return code
         if opt == "s":
             setting = value
-        elif opt == "u":
-            user = value
-        elif opt == "p":
-            password = value
-        elif opt == "w":
-            wait = True
-        elif opt == "t":
-            parsed = parse_timeout(value)
-            if parsed is None:
-                return 1
-            timeout = parsed
+        elif (code := send.take(opt, value)) is not None:
+            return code
     if not args:
         print(usage(), end="")
         return 0
     if setting is not None:
-        return set_variable(args[0], setting, user, password, wait, timeout)
+        return set_variable(args[0], setting, send.user, send.password, send.wait, send.timeout)
     return print_rw(args[0])
