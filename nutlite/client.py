@@ -706,15 +706,18 @@ def _timed_out(timeout: float) -> NutTimeoutError:
 class NutClient:
     """A blocking NUT client. Connects on first use (or :meth:`connect` / ``with``).
 
-    ``timeout`` bounds connecting and each whole reply (a LIST block included).
+    ``timeout`` bounds connecting and each whole reply (a LIST block included); ``deadline`` (a
+    :func:`time.monotonic` time), when set, bounds them all together.
     """
 
     def __init__(
-        self, host: str = "127.0.0.1", port: int = DEFAULT_PORT, timeout: float = DEFAULT_TIMEOUT
+        self, host: str = "127.0.0.1", port: int = DEFAULT_PORT, timeout: float = DEFAULT_TIMEOUT,
+        deadline: float | None = None,
     ) -> None:
         self.host = host
         self.port = port
         self.timeout = timeout
+        self.deadline = deadline
         self._sock: socket.socket | None = None
         self._reader = LineReader()
         self.tls = False
@@ -724,6 +727,16 @@ class NutClient:
     def connected(self) -> bool:
         return self._sock is not None
 
+    def _limit(self) -> tuple[float, float]:
+        """(the time this step may take, the monotonic time it must end by)."""
+        now = time.monotonic()
+        end = now + self.timeout
+        if self.deadline is not None and self.deadline < end:
+            if self.deadline <= now:
+                raise NutTimeoutError("Server disconnected (deadline passed)")
+            end = self.deadline
+        return end - now, end
+
     def connect(self) -> NutClient:
         if self._sock is not None:
             return self
@@ -731,7 +744,7 @@ class NutClient:
             infos = socket.getaddrinfo(self.host, self.port, socket.AF_UNSPEC, socket.SOCK_STREAM)
         except OSError as exc:
             raise _conn_error(exc) from None
-        deadline = time.monotonic() + self.timeout
+        _, deadline = self._limit()
         last: OSError = OSError(errno.ECONNREFUSED, os.strerror(errno.ECONNREFUSED))
         for family, stype, proto, _, addr in infos:
             sock = socket.socket(family, stype, proto)
@@ -785,22 +798,22 @@ class NutClient:
             self.connect()
         sock = self._sock
         assert sock is not None
-        deadline = time.monotonic() + self.timeout
         try:
-            sock.settimeout(self.timeout)
+            limit, deadline = self._limit()
+            sock.settimeout(limit)
             sock.sendall(ex.data)
             while True:
                 line = self._reader.next_line()
                 if line is None:
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
-                        raise _timed_out(self.timeout)
+                        raise _timed_out(limit)
                     sock.settimeout(remaining)
                     _quickack(sock)
                     try:
                         data = sock.recv(65536)
                     except TimeoutError:
-                        raise _timed_out(self.timeout) from None
+                        raise _timed_out(limit) from None
                     except OSError as exc:
                         raise _disconnected(exc.strerror or str(exc)) from None
                     if not data:

@@ -320,7 +320,6 @@ def test_prometheus_scrapes_power_failure_sequence(tmp_path: Path, nut_env_facto
 
 
 def _scrape(port: int, family: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-    import asyncio
 
     from prometheus_client.parser import text_string_to_metric_families
 
@@ -328,7 +327,7 @@ def _scrape(port: int, family: str) -> dict[tuple[str, frozenset[tuple[str, str]
     from nutlite.exporter.collector import Options, Target, build_families, render, scrape
 
     opts = Options(names=naming.names_for(family))
-    results = asyncio.run(scrape([Target("127.0.0.1", port)], opts))
+    results = scrape([Target("127.0.0.1", port)], opts)
     out = {}
     for fam in text_string_to_metric_families(render(build_families(results, opts)).decode()):
         for s in fam.samples:

@@ -15,7 +15,6 @@ parameters are refused. TLS and basic auth for HTTP come from ``--web-config-fil
 from __future__ import annotations
 
 import argparse
-import asyncio
 import html
 import logging
 import signal
@@ -82,7 +81,7 @@ class Exporter:
         deadline: float | None = None,
         server_label: bool | None = None,
     ) -> bytes:
-        results = asyncio.run(scrape(targets, options, upses, self.known, deadline, self.types))
+        results = scrape(targets, options, upses, self.known, deadline, self.types)
         label = len(targets) > 1 if server_label is None else server_label
         return render(build_families(results, options, label, __version__))
 
