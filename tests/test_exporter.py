@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import os
+import re
 import shutil
 import socket
 import ssl
@@ -612,3 +613,23 @@ def test_shipped_files_exist() -> None:
         assert data_file(name).is_file(), name
 
 
+
+
+# ------------------------------------------------------------------------------------------------
+# The README's name-family table says what a scrape gives
+
+
+def test_readme_name_family_examples_are_what_the_exporter_publishes() -> None:
+    """Each ``| `var` = value | `family A sample` | `family B sample` |`` row of the README's table is
+    rendered from that variable by the real collector, in both families."""
+    readme = (REPO_ROOT / "README.md").read_text()
+    rows = re.findall(r"^\| `([a-z.]+)` = (\d+) \| `(network_ups_tools_\w+) ([\d.]+)` \| `(nut_\w+) ([\d.]+)` \|$",
+                      readme, re.M)
+    assert len(rows) >= 4, "the README's name-family table lost its example rows"
+    for var, raw, old_name, old_value, new_name, new_value in rows:
+        for family, name, expected in (("nut_exporter", old_name, old_value), ("native", new_name, new_value)):
+            options = Options(names=naming.names_for(family))
+            result = ServerResult(Target("127.0.0.1", 3493), up=True,
+                                  upses=[UpsResult("ups", {var: raw, "ups.status": "OL"})])
+            samples = parse(render(build_families([result], options)))
+            assert value(samples, name, ups="ups") == float(expected), (family, var)

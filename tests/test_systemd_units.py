@@ -7,16 +7,24 @@ tool's own argument parser accepts; ``systemd-analyze verify`` checks the units 
 from __future__ import annotations
 
 import importlib
+import os
+import pwd
 import re
 import shlex
 import shutil
+import socket
 import subprocess
 import sys
+import tempfile
+import urllib.request
 from pathlib import Path
 
 import pytest
 
 from nutlite.cli import TOOLS
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from nutenv import NutEnv, free_port  # noqa: E402
 
 SYSTEMD_DIR = Path(__file__).resolve().parent.parent / "systemd"
 UNITS = [
@@ -27,6 +35,7 @@ UNITS = [
     "nut-monitor.service",
     "nutlite-boot-guard.service",
     "nutlite-powerfail-marker.service",
+    "nutlite-exporter.service",
 ]
 NUTLITE = "/usr/bin/nutlite"
 EXEC_KEYS = ("ExecStart", "ExecStartPre", "ExecStartPost", "ExecStop", "ExecStopPost", "ExecReload",
@@ -75,9 +84,30 @@ def units() -> dict[str, dict[str, list[tuple[str, str]]]]:
     return {name: parse_unit(SYSTEMD_DIR / name) for name in UNITS}
 
 
+def exporter_defaults() -> dict[str, str]:
+    """The shipped /etc/default/nutlite-exporter, as systemd's EnvironmentFile= reads it."""
+    out = {}
+    for line in (SYSTEMD_DIR / "nutlite-exporter.default").read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            key, _, value = line.partition("=")
+            out[key.strip()] = shlex.split(value)[0] if value.strip() else ""
+    return out
+
+
+def expand(cmdline: str, environ: dict[str, str]) -> list[str]:
+    """An Exec line's words with systemd's ``$VAR`` (split into words) and ``${VAR}`` expanded."""
+    out: list[str] = []
+    for word in shlex.split(cmdline.lstrip("-@:+!")):
+        if word.startswith("$") and not word.startswith("${"):
+            out.extend(environ.get(word[1:], "").split())
+        else:
+            out.append(re.sub(r"\$\{(\w+)\}", lambda m: environ.get(m.group(1), ""), word))
+    return out
+
+
 def check_nutlite_command(cmdline: str, where: str) -> None:
     """``/usr/bin/nutlite <tool> args…``: a known tool, and flags its parser accepts."""
-    argv = shlex.split(cmdline.lstrip("-@:+!"))
+    argv = expand(cmdline, exporter_defaults())
     assert argv[0] == NUTLITE, f"{where}: expected {NUTLITE}, got {argv[0]}"
     tool, args = argv[1], [a.replace("%I", "ups1").replace("%i", "ups1") for a in argv[2:]]
     assert tool in TOOLS, f"{where}: '{tool}' is not a nutlite tool ({', '.join(TOOLS)})"
@@ -110,6 +140,7 @@ def test_exec_lines_name_real_tools_and_flags(units: dict[str, dict[str, list[tu
     assert "nut-driver@.service ExecStart" in seen
     assert "nut-monitor.service ExecReload" in seen
     assert "nutlite-powerfail-marker.service ExecStop" in seen
+    assert "nutlite-exporter.service ExecStart" in seen
 
 
 def test_driver_template(units: dict[str, dict[str, list[tuple[str, str]]]]) -> None:
@@ -173,6 +204,65 @@ def test_powerfail_marker_unit(units: dict[str, dict[str, list[tuple[str, str]]]
     assert one(u, "Service", "RemainAfterExit") == "yes"  # so that it is stopped (ExecStop) at shutdown
     # Stopped before the marker's filesystem is unmounted.
     assert "/var/lib/nutlite" in words(u, "Unit", "RequiresMountsFor")
+
+
+def test_exporter_unit(units: dict[str, dict[str, list[tuple[str, str]]]]) -> None:
+    u = units["nutlite-exporter.service"]
+    assert one(u, "Service", "Type") == "notify"
+    assert one(u, "Service", "User") == "nut"
+    assert one(u, "Service", "EnvironmentFile") == "-/etc/default/nutlite-exporter"
+    argv = expand(one(u, "Service", "ExecStart"), exporter_defaults())
+    assert argv == [NUTLITE, "exporter", "--listen", ":9199", "--server", "127.0.0.1:3493"]
+    assert "nut-server.service" in words(u, "Unit", "After")
+    assert "nut-server.service" not in words(u, "Unit", "Requires")  # it may scrape remote servers only
+    assert get(u, "Install", "WantedBy") == ["multi-user.target"]
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None, reason="needs root and setpriv")
+def test_exporter_unit_runs_as_its_user(nutlite_env: NutEnv) -> None:
+    """Started as the unit starts it (user nut, the shipped default options but a free port, systemd's
+    notify socket), the exporter says READY=1 and serves the local upsd's UPS."""
+    u = parse_unit(SYSTEMD_DIR / "nutlite-exporter.service")
+    user = one(u, "Service", "User")
+    try:
+        pwd.getpwnam(user)
+    except KeyError:
+        pytest.skip(f"no user {user} on this machine")
+    port = free_port()
+    environ = exporter_defaults()
+    environ["NUTLITE_EXPORTER_ARGS"] = environ["NUTLITE_EXPORTER_ARGS"].replace(
+        ":9199", f"127.0.0.1:{port}").replace("127.0.0.1:3493", f"127.0.0.1:{nutlite_env.port}")
+    argv = expand(one(u, "Service", "ExecStart"), environ)
+    drop = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups"]
+    # The image's interpreter is /usr/bin/python3; this test's may live where the user can't go
+    # (pyenv under /root): then run the system's Python 3.11 on this checkout and its venv's packages.
+    pythonpath = [str(SYSTEMD_DIR.parent), *(p for p in sys.path if p.endswith("site-packages"))]
+    python = sys.executable
+    if subprocess.run([*drop, python, "-c", ""], capture_output=True).returncode != 0:
+        python = "/usr/bin/python3"
+    notify_dir = Path(tempfile.mkdtemp(prefix="nutlite-notify-"))  # pytest's tmp_path is root-only
+    notify_path = notify_dir / "notify"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(notify_path))
+    os.chmod(notify_dir, 0o755)
+    os.chmod(notify_path, 0o777)
+    sock.settimeout(20)
+    env = {**os.environ, "NOTIFY_SOCKET": str(notify_path), "PYTHONPATH": os.pathsep.join(pythonpath)}
+    proc = subprocess.Popen([*drop, python, "-m", "nutlite", *argv[1:]], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        assert b"READY=1" in sock.recv(4096)
+        body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+        assert 'network_ups_tools_battery_charge{ups="dummy"}' in body
+        assert 'network_ups_tools_ups_status{flag="OL",ups="dummy"} 1.0' in body
+        status = Path(f"/proc/{proc.pid}/status").read_text()
+        assert re.search(rf"^Uid:\s+{pwd.getpwnam(user).pw_uid}\b", status, re.M), status
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=10)
+        sock.close()
+        shutil.rmtree(notify_dir, ignore_errors=True)
+    assert proc.returncode in (0, -15), out
 
 
 def test_tmpfiles_and_sysusers() -> None:
