@@ -18,6 +18,43 @@ log = logging.getLogger("nutlite")
 SIGNALS = {"reload": signal.SIGHUP, "stop": signal.SIGTERM}
 
 
+_M_MMAP_THRESHOLD = -3  # glibc mallopt() parameters
+_M_ARENA_MAX = -8
+_libc: object | None = None
+
+
+def _glibc() -> object | None:
+    global _libc
+    if _libc is None:
+        try:
+            import ctypes
+
+            lib = ctypes.CDLL(None)
+            lib.mallopt  # noqa: B018 - glibc only (musl has no mallopt/malloc_trim)
+            lib.malloc_trim  # noqa: B018
+            _libc = lib
+        except (OSError, AttributeError):
+            _libc = False
+    return _libc or None
+
+
+def tune_malloc(mmap_threshold: int = 128 * 1024) -> None:
+    """Keep a long-running, threaded daemon's heap small: one malloc arena for all threads, and big
+    blocks (a scrape's text, a large reply) in their own mappings, given back when freed. No-op
+    without glibc."""
+    lib = _glibc()
+    if lib is not None:
+        lib.mallopt(_M_ARENA_MAX, 1)  # type: ignore[attr-defined]
+        lib.mallopt(_M_MMAP_THRESHOLD, mmap_threshold)  # type: ignore[attr-defined]
+
+
+def trim_memory() -> None:
+    """Give freed heap pages back to the system (after a burst of allocations). No-op without glibc."""
+    lib = _glibc()
+    if lib is not None:
+        lib.malloc_trim(0)  # type: ignore[attr-defined]
+
+
 def add_common_flags(parser: argparse.ArgumentParser) -> None:
     """NUT's daemon flags: -F, -D, -u, -c (and -B to force background)."""
     parser.add_argument("-F", dest="foreground", action="count", default=0,

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -305,25 +305,34 @@ def scrape(
 
 
 class _Families:
-    """Metric families by name; the first kind registered for a name wins (no duplicate families)."""
+    """Metric families by name; the first kind registered for a name wins (no duplicate families).
+
+    Samples are kept as (labels, value) pairs and turned into ``prometheus_client`` metrics one family
+    at a time (:meth:`metrics`), so that a scrape of many UPSes never holds them all as objects.
+    """
 
     def __init__(self) -> None:
-        from prometheus_client.core import Metric
-
-        self._metric = Metric
-        self.by_name: dict[str, Metric] = {}
+        self.by_name: dict[str, tuple[str, list[tuple[dict[str, str], float]]]] = {}
         self.owner: dict[str, str] = {}  # family name -> NUT variable (or "" for fixed series)
 
     def add(self, name: str, doc: str, labels: dict[str, str], value: float, owner: str = "") -> None:
         fam = self.by_name.get(name)
         if fam is None:
-            fam = self._metric(name, doc, "gauge")
-            self.by_name[name] = fam
+            fam = self.by_name[name] = (doc, [])
             self.owner[name] = owner
         elif self.owner[name] != owner:
             log.debug("series %s of %s clashes with %s; skipped", name, owner, self.owner[name])
             return
-        fam.add_sample(name, labels, value)
+        fam[1].append((labels, value))
+
+    def metrics(self) -> Iterator[Metric]:
+        from prometheus_client.core import Metric
+
+        for name, (doc, samples) in self.by_name.items():
+            fam = Metric(name, doc, "gauge")
+            for labels, value in samples:
+                fam.add_sample(name, labels, value)
+            yield fam
 
 
 def build_families(
@@ -333,6 +342,21 @@ def build_families(
     version: str = "",
 ) -> list[Metric]:
     """The metric families for scrape ``results``."""
+    return list(_build(results, options, server_label, version).metrics())
+
+
+def render_results(
+    results: Sequence[ServerResult],
+    options: Options,
+    server_label: bool = False,
+    version: str = "",
+) -> bytes:
+    """The Prometheus text for scrape ``results`` (what :func:`render` of :func:`build_families` gives,
+    made one family at a time)."""
+    return render(_build(results, options, server_label, version).metrics())
+
+
+def _build(results: Sequence[ServerResult], options: Options, server_label: bool, version: str) -> _Families:
     n = options.names
     fams = _Families()
     fams.add(
@@ -353,7 +377,7 @@ def build_families(
             fams.add(n.duration, "time taken to read the UPS's variables", labels, ups.duration)
             if ups.variables is not None:
                 _ups_families(fams, n, options, labels, ups.variables, ups.strings)
-    return list(fams.by_name.values())
+    return fams
 
 
 def _ups_families(
@@ -427,11 +451,18 @@ def _stateset(
 
 
 def render(families: Iterable[Metric]) -> bytes:
-    """Prometheus text format (0.0.4) for ``families``."""
+    """Prometheus text format (0.0.4) for ``families``, rendered family by family."""
     from prometheus_client.exposition import generate_latest
 
-    class _Registry:
-        def collect(self) -> Iterable[Metric]:
-            return families
+    class _One:
+        metric: Metric
 
-    return generate_latest(_Registry())  # type: ignore[arg-type]
+        def collect(self) -> Iterable[Metric]:
+            return (self.metric,)
+
+    one = _One()
+    chunks = []
+    for fam in families:
+        one.metric = fam
+        chunks.append(generate_latest(one))  # type: ignore[arg-type]
+    return b"".join(chunks)

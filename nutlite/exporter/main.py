@@ -29,6 +29,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from nutlite import __version__
 from nutlite.client import AddressError, split_hostport
+from nutlite.daemon import Notifier, setup_logging, trim_memory, tune_malloc
 from nutlite.exporter import naming
 from nutlite.exporter.collector import (
     CredentialsError,
@@ -36,9 +37,8 @@ from nutlite.exporter.collector import (
     Options,
     Target,
     TypeCache,
-    build_families,
     load_credentials,
-    render,
+    render_results,
     scrape,
 )
 from nutlite.exporter.web import WebConfig, WebConfigError, load_web_config
@@ -47,6 +47,7 @@ log = logging.getLogger("nutlite.exporter")
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 DEFAULT_LISTEN = ":9199"
+TRIM_AFTER = 64 * 1024  # after a larger answer (several UPSes), give the freed memory back
 
 
 def _split_list(values: Sequence[str] | None) -> list[str]:
@@ -83,7 +84,7 @@ class Exporter:
     ) -> bytes:
         results = scrape(targets, options, upses, self.known, deadline, self.types)
         label = len(targets) > 1 if server_label is None else server_label
-        return render(build_families(results, options, label, __version__))
+        return render_results(results, options, label, __version__)
 
 
 def make_handler(exporter: Exporter) -> type[BaseHTTPRequestHandler]:
@@ -173,6 +174,9 @@ def make_handler(exporter: Exporter) -> type[BaseHTTPRequestHandler]:
                 upses = exporter.upses
             body = exporter.collect(targets, opts, upses or None, self._deadline(), server_label)
             self._send(HTTPStatus.OK, body, CONTENT_TYPE)
+            if len(body) > TRIM_AFTER:
+                del body
+                trim_memory()
 
         def _ups_metrics(self, query: dict[str, list[str]]) -> None:
             servers = _split_list(query.get("server"))
@@ -285,9 +289,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from nutlite.daemon import Notifier, setup_logging
-
     setup_logging("nutlite-exporter", args.debug)
+    tune_malloc()
     try:
         host, port = parse_listen(args.listen)
         targets = [Target.parse(s) for s in _split_list(args.server)] or [Target("127.0.0.1", 3493)]
