@@ -26,8 +26,13 @@ TOOLS: dict[str, tuple[str, str]] = {
     "demo": ("nutlite.demo", "run the whole stack on a simulated UPS (make run)"),
     "sim": ("nutlite.sim.main", "UPS simulators on a pseudo-terminal: sim q1 [--link PATH] [--script FILE]"),
 }
-# NUT's driver program names also select the driver tool when used as argv[0].
-DRIVER_NAMES = ("dummy-ups",)
+
+
+def driver_names() -> tuple[str, ...]:
+    """NUT's driver program names (``nutdrv_qx``, ``genericups``, …): as argv[0] they run that driver."""
+    from nutlite.drivers.main import DRIVERS
+
+    return tuple(DRIVERS)
 
 
 def usage() -> str:
@@ -49,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     prog = os.path.basename(argv[0]) if argv else "nutlite"
     if prog in TOOLS:
         return run_tool(prog, argv[1:])
-    if prog in DRIVER_NAMES:
+    if prog not in ("nutlite", "__main__.py") and prog in driver_names():
         return run_tool("driver", ["--driver-name", prog, *argv[1:]])
     args = argv[1:]
     if not args or args[0] in ("-h", "--help", "help"):

@@ -488,6 +488,7 @@ class UpsSpec:
 
     `launch`: "driver" = start the driver program (flavour per NutEnv), "fake" = serve it with a
     `FakeDriver` (set up `fake` before `NutEnv.start`), "none" = leave it without a driver.
+    `env`: extra environment variables for this UPS's driver process (e.g. LD_PRELOAD of a test double).
     """
 
     name: str
@@ -497,6 +498,7 @@ class UpsSpec:
     options: dict[str, str] = field(default_factory=dict)
     launch: str = "driver"
     fake: FakeDriver | None = None
+    env: dict[str, str] = field(default_factory=dict)
 
 
 def dummy_ups(name: str = "dummy", dev: str = "conformance.dev", **kwargs: object) -> UpsSpec:
@@ -618,7 +620,7 @@ class NutEnv:
             return [str(REAL_UPSD), "-F", *self._user_args()]
         return [sys.executable, "-m", "nutlite", "upsd", "-F", *self._user_args()]
 
-    def _spawn(self, proc: _Proc) -> None:
+    def _spawn(self, proc: _Proc, extra_env: dict[str, str] | None = None) -> None:
         log = open(proc.log, "ab")  # noqa: SIM115 - handed to the child
         log.write(f"--- {time.strftime('%H:%M:%S')} starting: {' '.join(proc.argv)}\n".encode())
         log.flush()
@@ -628,7 +630,7 @@ class NutEnv:
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                env=self.environ(),
+                env={**self.environ(), **(extra_env or {})},
                 cwd=self.base,
                 start_new_session=True,
             )
@@ -674,7 +676,7 @@ class NutEnv:
             self.socket_path(ups).unlink()
         proc = _Proc(f"driver {ups}", self.driver_argv(ups), self.logpath / f"driver-{ups}.log")
         self._drivers[ups] = proc
-        self._spawn(proc)
+        self._spawn(proc, spec.env)
         if wait:
             self.wait_driver_socket(ups, timeout)
 

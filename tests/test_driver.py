@@ -425,3 +425,14 @@ def test_debian_upsd_reads_nutlite_driver(nut_env_factory) -> None:  # noqa: ANN
     env.wait_ready()
     with env.connect() as c:
         assert c.request("GET VAR dummy ups.mfr") == 'VAR dummy ups.mfr "ACME"'
+
+
+@pytest.mark.parametrize("name", ["nutdrv_qx", "blazer_ser", "genericups", "apcsmart"])
+def test_every_serial_driver_answers_to_its_nut_name(name: str, tmp_path: Path) -> None:
+    """A link named like NUT's driver program runs that driver (``-h`` shows its own options)."""
+    link = tmp_path / name
+    link.write_text(f"#!{sys.executable}\nimport sys\nfrom nutlite.cli import main\nsys.argv[0] = {name!r}\n"
+                    "raise SystemExit(main())\n")
+    link.chmod(0o755)
+    r = subprocess.run([str(link), "-h"], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0 and f"Settings of the {name} driver" in r.stdout, r.stdout + r.stderr

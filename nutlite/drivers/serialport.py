@@ -22,6 +22,7 @@ import logging
 import os
 import pwd
 import stat
+import sys
 import termios
 import time
 from pathlib import Path
@@ -288,3 +289,102 @@ class SerialPort:
     def send(self, command: str) -> None:
         """Send a command that gets no reply."""
         self.ask(command, expect_reply=False)
+
+    # -- modem-control lines (contact-closure UPSes: genericups)
+    def _modem_call(self, what: str, fn: Any) -> Any:
+        """Run a modem-line call on the open port: DriverError if the port has no modem lines,
+        PortError (and the port closed, to be reopened) if it went away."""
+        try:
+            self.ensure_open()
+        except PortError:
+            self.lost = True
+            raise
+        except OSError as exc:  # pyserial lets errors of its own modem-line calls at open through
+            self.lost = True
+            raise PortError(f"cannot reopen {self.port}: {exc.strerror or exc}") from None
+        try:
+            return fn(self.ser.fileno())
+        except (OSError, termios.error) as exc:
+            err = exc.errno if isinstance(exc, OSError) else (exc.args[0] if exc.args else None)
+            text = os.strerror(err) if isinstance(err, int) else str(exc)
+            if err in (errno.ENOTTY, errno.EINVAL):
+                raise DriverError(
+                    f"{self.port}: cannot {what} ({text}): this port has no modem-control lines; a "
+                    "contact-closure UPS needs a real RS-232 port (or an adapter) with CTS, DCD, RI and "
+                    "DSR wired") from None
+            self._lose(f"{what}: {text}")
+            raise PortError(f"{self.port}: cannot {what}: {text}") from None
+
+    def modem_bits(self) -> int:
+        """The modem-control lines (``TIOCMGET``: termios.TIOCM_* bits, inputs and outputs)."""
+        def get(fd: int) -> int:
+            return int.from_bytes(fcntl.ioctl(fd, termios.TIOCMGET, bytes(4)), sys.byteorder, signed=True)
+
+        return int(self._modem_call("read the modem-control lines", get))
+
+    def set_modem_bits(self, bits: int) -> None:
+        """Set the output lines to exactly ``bits`` (``TIOCMSET``: DTR, RTS, ST)."""
+        data = int(bits).to_bytes(4, sys.byteorder, signed=True)
+        self._modem_call("set the modem-control lines", lambda fd: fcntl.ioctl(fd, termios.TIOCMSET, data))
+
+    def send_break(self, duration: int) -> None:
+        """``tcsendbreak(fd, duration)`` (Linux: 0 = 0.25 s, else about ``duration``/100 s, in 0.1 s)."""
+        self._modem_call("send a break", lambda fd: termios.tcsendbreak(fd, duration))
+
+    # -- raw bytes (APC smart protocol: one-character commands, replies ending in CR LF, and alert
+    #    characters the UPS sends by itself)
+    def fileno(self) -> int | None:
+        """The open port's file descriptor (None while it is closed or lost)."""
+        return self.ser.fileno() if self.ser is not None else None
+
+    def _raw_io(self, fn: Any) -> Any:
+        import serial
+
+        try:
+            self.ensure_open()
+        except PortError:
+            self.lost = True
+            raise
+        try:
+            return fn(self.ser)
+        except (serial.SerialException, OSError, termios.error) as exc:
+            self._lose(str(exc))
+            raise PortError(f"{self.port}: {exc}") from None
+
+    def write_raw(self, data: bytes) -> None:
+        """Write bytes as they are (no end of line)."""
+        def write(ser: Any) -> None:
+            ser.write(data)
+            ser.flush()
+
+        self._raw_io(write)
+
+    def read_waiting(self) -> bytes:
+        """Whatever has arrived and not been read yet (does not wait)."""
+        def read(ser: Any) -> bytes:
+            n = ser.in_waiting
+            return bytes(ser.read(n)) if n else b""
+
+        return bytes(self._raw_io(read))
+
+    def read_until(self, terminator: bytes, timeout: float | None = None) -> bytes | None:
+        """Read up to and without ``terminator``; None if it did not come within ``timeout``
+        (:attr:`last_raw` keeps what did arrive). Reads a byte at a time, so nothing after the
+        terminator is taken from the port."""
+        def read(ser: Any) -> bytes | None:
+            deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+            buf = b""
+            while terminator not in buf:
+                if time.monotonic() > deadline:
+                    self.last_raw = buf
+                    return None
+                chunk = ser.read(1)
+                if chunk:
+                    buf += chunk
+                elif not os.path.exists(self.port):
+                    raise OSError(errno.ENODEV, "device removed")
+            self.last_raw = buf
+            return buf[: -len(terminator)]
+
+        result: bytes | None = self._raw_io(read)
+        return result
