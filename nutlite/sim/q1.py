@@ -38,16 +38,15 @@ Scripts (``--script FILE`` or :meth:`Q1Ups.apply`), one action per line, ``#`` s
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import re
 import threading
 import time
-import tty
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
+
+from nutlite.sim.pty import PtyServer
 
 log = logging.getLogger("nutlite.sim.q1")
 
@@ -263,96 +262,25 @@ def battvolt(v: float) -> str:
     return f"{v:4.2f}" if v < 9.995 else f"{v:04.1f}"[:4]
 
 
-class PtyQ1:
+class PtyQ1(PtyServer):
     """Serve a :class:`Q1Ups` on a pseudo-terminal (in a thread).
 
     ``path`` is the slave device; ``link`` (if given) is a symlink to it that survives
     :meth:`unplug`/:meth:`replug` (the pty number may change, the link is updated).
     """
 
+    thread_name = "q1sim"
+
     def __init__(self, ups: Q1Ups | None = None, link: str | os.PathLike[str] | None = None) -> None:
+        super().__init__(link)
         self.ups = ups or Q1Ups()
-        self.link = Path(link) if link is not None else None
-        self.master: int | None = None
-        self.slave: int | None = None
-        self.path: str = ""
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self.received = bytearray()
+
+    def feed(self, data: bytes) -> bytes:
+        return self.ups.feed(data)
 
     def start(self) -> PtyQ1:
         self._open()
         return self
 
-    def _open(self) -> None:
-        master, slave = os.openpty()
-        tty.setraw(slave)
-        self.master, self.slave = master, slave
-        self.path = os.ttyname(slave)
-        os.chmod(self.path, 0o660)
-        if self.link is not None:
-            tmp = self.link.with_name(self.link.name + ".new")
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
-            tmp.symlink_to(self.path)
-            tmp.replace(self.link)
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._serve, name=f"q1sim {self.path}", daemon=True)
-        self._thread.start()
-
-    def _serve(self) -> None:
-        import select
-
-        assert self.master is not None
-        master = self.master
-        while not self._stop.is_set():
-            try:
-                r, _, _ = select.select([master], [], [], 0.1)
-            except (OSError, ValueError):
-                return
-            if not r:
-                continue
-            try:
-                data = os.read(master, 1024)
-            except OSError:  # EIO: no process has the slave open right now
-                time.sleep(0.05)
-                continue
-            if not data:
-                time.sleep(0.05)
-                continue
-            self.received += data
-            reply = self.ups.feed(data)
-            if reply:
-                with contextlib.suppress(OSError):
-                    os.write(master, reply)
-
-    def _close(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(2)
-            self._thread = None
-        for fd in (self.master, self.slave):
-            if fd is not None:
-                with contextlib.suppress(OSError):
-                    os.close(fd)
-        self.master = self.slave = None
-
-    def unplug(self) -> None:
-        """The adapter disappears: the pty is closed and the link removed."""
-        self._close()
-        if self.link is not None:
-            with contextlib.suppress(FileNotFoundError):
-                self.link.unlink()
-
-    def replug(self) -> None:
-        """The adapter comes back (as a new pty; the link points at it)."""
-        self._open()
-
-    def stop(self) -> None:
-        self.unplug()
-
     def __enter__(self) -> PtyQ1:
         return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()

@@ -1,0 +1,507 @@
+"""An APC Smart-UPS simulator (the "smart" serial protocol, NUT-FACTS §8.5).
+
+:class:`ApcUps` is the UPS itself, sans-IO: bytes from the serial line go in through
+:meth:`ApcUps.feed` (single-character commands), the replies come out (each ends with CR LF). When its
+state changes it sends alert characters nobody asked for (``!`` on battery, ``$`` mains back, ``%``
+low battery, ``+`` low battery cleared, ``#`` replace battery, ``?`` overload, ``=`` overload cleared,
+``|`` EEPROM changed): through ``alert_sink`` when served on a pty (:class:`PtyApc`), else in front of
+the next reply.
+
+It keeps a log of everything it was told (``commands``: one entry per command, ``@000`` as one), and
+the shutdowns it carried out (``shutdowns``: ``S``, ``@nnn``, ``K``, ``Z``; ``U`` (simulated power
+failure) is logged as a command). Settings answer the ``-`` step to their next allowed value (the
+Ctrl-Z list), string settings (``c`` UPS id, ``x`` battery date) take up to 8 characters after ``-`` (a CR ends a
+shorter one).
+
+Scripts (``--script FILE`` or :meth:`ApcUps.apply`), one action per line, ``#`` starts a comment:
+
+===========================  ===================================================================
+``mains off`` / ``on``       on battery (input 0 V, transfer reason L) / back on line
+``drain <%/s>``              battery charge falls by that much per second while on battery
+``recharge <%/s>``           battery charge rises while on mains
+``battery <percent>``        set the battery charge (voltage and runtime follow)
+``lowbatt on|off``           low battery bit (also set by itself when the runtime falls under ``q``)
+``load <percent>``           output load (> 100 = overload)
+``replace on|off``           replace-battery bit
+``boost`` / ``trim``         AVR: input 190 V / 255 V, output nominal
+``normal``                   AVR off, input = output = nominal
+``calibrate on|off``         runtime calibration bit
+``input <V>`` ``output <V>`` ``freq <Hz>`` ``temp <C>``
+``reason <c>``               transfer reason character (``G``)
+``eeprom <c> <value>``       set a setting's value directly (``_`` stands for a space)
+``selftest <XX>``            self-test result (``X``: OK, NG, BT, NO)
+``alerts on|off``            send alert characters (on by default)
+``mute`` / ``unmute``        stop / start answering
+``garbage`` / ``truncate``   the next reply is noise / cut short (once)
+``sleep <s>``                pause the script
+===========================  ===================================================================
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from nutlite.sim.pty import PtyServer
+
+log = logging.getLogger("nutlite.sim.apc")
+
+CRLF = b"\r\n"
+
+# Settings stepped with "-": (command character, locale, allowed values). Locale "4" = every unit,
+# "I" = 230 V units, "D" = 120 V units (the simulated UPS is a 230 V one; the D rows are there to be
+# skipped by the driver).
+SETTINGS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("u", "I", ("253", "264", "271", "280")),
+    ("u", "D", ("127", "130", "133", "136")),
+    ("l", "I", ("196", "188", "208", "204")),
+    ("l", "D", ("106", "103", "100", "097")),
+    ("e", "4", ("00", "15", "50", "90")),
+    ("o", "I", ("230", "240", "220", "225")),
+    ("o", "D", ("115", "100", "120", "110")),
+    ("s", "4", ("H", "M", "L", "L")),
+    ("q", "4", ("02", "05", "07", "10")),
+    ("p", "4", ("020", "180", "300", "600")),
+    ("k", "4", ("0", "T", "L", "N")),
+    ("r", "4", ("000", "060", "180", "300")),
+    ("E", "4", ("336", "168", "ON ", "OFF")),
+)
+STRING_SETTINGS = ("c", "x")  # 8 characters after "-"
+ALERT_CHARS = "!$%+?=#|"
+
+STATUS_BITS = ("CAL", "TRIM", "BOOST", "OL", "OB", "OVER", "LB", "RB")  # bit 0 .. bit 7
+
+
+@dataclass
+class Shutdown:
+    """A shutdown the UPS carried out: ``S``, ``@nnn``, ``K`` or ``Z``."""
+
+    command: str
+    on_battery: bool
+
+
+def capability_reply(locale: str = "I") -> str:
+    """The Ctrl-Z reply: ``#`` then per setting: char, locale, number of values, width, the values."""
+    out = ["#"]
+    for char, loc, values in SETTINGS:
+        width = len(values[0])
+        out.append(f"{char}{loc}{len(values)}{width}{''.join(values)}")
+    return "".join(out)
+
+
+@dataclass
+class ApcUps:
+    """The state of a simulated APC Smart-UPS and its command interpreter."""
+
+    model: str = "Smart-UPS 1000"
+    firmware: str = "60.11.I"  # "b": the last letter is the locale
+    old_firmware: str = "GWD"  # "V"
+    serial: str = "NS0123456789"
+    mfr_date: str = "05/21/07"
+    battery_date: str = "05/21/07"
+    ups_id: str = "UPS_IDEN"
+    protocol: str = "3"
+    input_voltage: float = 230.0
+    output_voltage: float = 230.0
+    nominal_voltage: int = 230
+    frequency: float = 50.0
+    load: float = 21.0
+    charge: float = 100.0
+    full_runtime: float = 60.0  # minutes at 100 % charge at the reference load
+    reference_load: float = 21.0
+    battery_full: float = 27.6
+    battery_nominal: int = 24
+    temperature: float = 31.5
+    on_battery: bool = False
+    low_battery: bool = False
+    replace: bool = False
+    boost: bool = False
+    trim: bool = False
+    calibrating: bool = False
+    reason: str = "O"
+    selftest: str = "NO"
+    line_quality: str = "FF"
+    settings: dict[str, str] = field(default_factory=lambda: {
+        "u": "253", "l": "196", "e": "00", "o": "230", "s": "H", "q": "02", "p": "020", "k": "0", "r": "000",
+        "E": "336"})
+    locale: str = "I"
+    drain_rate: float = 0.0
+    charge_rate: float = 0.0
+    muted: bool = False
+    alerts: bool = True
+    smart: bool = False
+    at_digits: int = 3
+    simulated_failure_seconds: float = 4.0
+    commands: list[str] = field(default_factory=list)
+    shutdowns: list[Shutdown] = field(default_factory=list)
+    alert_sink: Callable[[bytes], object] | None = None
+    clock: Callable[[], float] = time.monotonic
+    _pending: bytes = b""  # alerts waiting for the next reply (no alert_sink)
+    _last_query: str | None = None
+    _string_entry: tuple[str, str] | None = None  # (setting, characters so far)
+    _at: str | None = None  # "@" digits so far
+    _armed: dict[str, float] = field(default_factory=dict)  # K/Z/Ctrl-N: when the first one came
+    _sim_fail_until: float | None = None
+    _next_fault: str | None = None
+    _last_tick: float | None = None
+    _last_bits: int | None = None
+    _lock: threading.RLock = field(default_factory=threading.RLock)
+
+    # -- derived values
+    @property
+    def overload(self) -> bool:
+        return self.load > 100
+
+    @property
+    def runtime_minutes(self) -> int:
+        return max(0, int(self.full_runtime * self.charge / 100 * self.reference_load / max(self.load, 5.0)))
+
+    @property
+    def battery_voltage(self) -> float:
+        full = self.battery_full - (1.2 if self.effective_on_battery else 0.0)
+        return max(0.0, full - (100 - self.charge) * 0.045)
+
+    @property
+    def effective_on_battery(self) -> bool:
+        return self.on_battery or (self._sim_fail_until is not None and self.clock() < self._sim_fail_until)
+
+    @property
+    def lb(self) -> bool:
+        try:
+            warn = int(self.settings["q"])
+        except (KeyError, ValueError):
+            warn = 2
+        return self.low_battery or (self.effective_on_battery and self.runtime_minutes < warn)
+
+    def status_bits(self) -> int:
+        ob = self.effective_on_battery
+        flags = (self.calibrating, self.trim and not ob, self.boost and not ob, not ob, ob, self.overload, self.lb,
+                 self.replace)
+        return sum(1 << i for i, f in enumerate(flags) if f)
+
+    def status_words(self) -> list[str]:
+        bits = self.status_bits()
+        return [w for i, w in enumerate(STATUS_BITS) if bits & (1 << i)]
+
+    # -- alerts
+    def _emit(self, chars: str) -> None:
+        if not chars or not self.alerts:
+            return
+        log.debug("alert %r", chars)
+        if self.alert_sink is not None:
+            self.alert_sink(chars.encode())
+        else:
+            self._pending += chars.encode()
+
+    def _check_alerts(self) -> None:
+        """Send the alert characters for what changed since the last look."""
+        bits = self.status_bits()
+        old, self._last_bits = self._last_bits, bits
+        if old is None:
+            return
+        out = ""
+        for bit, on, off in ((4, "!", "$"), (6, "%", "+"), (5, "?", "="), (7, "#", "")):
+            was, now = bool(old & (1 << bit)), bool(bits & (1 << bit))
+            if now != was:
+                out += on if now else off
+        self._emit(out)
+
+    # -- the serial line
+    def feed(self, data: bytes) -> bytes:
+        """Bytes from the driver in, reply bytes out."""
+        out = b""
+        with self._lock:
+            self.tick()
+            for ch in data.decode("latin-1"):
+                reply = self._char(ch)
+                if reply is None or self.muted:
+                    continue
+                out += self._damage(reply.encode("latin-1") + CRLF)
+            self._check_alerts()
+            if self._pending and not self.muted:
+                out, self._pending = self._pending + out, b""
+        return out
+
+    def _damage(self, reply: bytes) -> bytes:
+        fault, self._next_fault = self._next_fault, None
+        if fault == "garbage":
+            return b"\xff\x00~#garbage\xfe" + CRLF
+        if fault == "truncate":
+            return reply[: max(1, (len(reply) - 2) // 2)]
+        return reply
+
+    def _char(self, ch: str) -> str | None:
+        if self._string_entry is not None:
+            name, so_far = self._string_entry
+            if ch != "\r":  # CR ends a value shorter than 8 characters
+                so_far += ch
+            if ch != "\r" and len(so_far) < 8:
+                self._string_entry = (name, so_far)
+                return None
+            self._string_entry = None
+            self.commands.append(f"{name}={so_far}")
+            if name == "c":
+                self.ups_id = so_far
+            else:
+                self.battery_date = so_far
+            self._emit("|")
+            return "OK"
+        if self._at is not None:
+            if ch.isdigit():
+                self._at += ch
+                if len(self._at) < self.at_digits:
+                    return None
+                return self._hard_hibernate()
+            # anything else ends a short "@nn" (its reply comes first) and is a command of its own
+            first = self._hard_hibernate() if self._at else None
+            self._at = None
+            rest = self._char(ch)
+            if first is None:
+                return rest
+            return first if rest is None else first + "\r\n" + rest
+        if ch in "\r\n\x00":
+            return None
+        self.commands.append(ch)
+        return self.handle(ch)
+
+    def _hard_hibernate(self) -> str:
+        digits, self._at = self._at or "", None
+        cmd = "@" + digits
+        self.commands[-1] = cmd
+        self.shutdowns.append(Shutdown(cmd, self.effective_on_battery))
+        log.info("shutdown received: %s", cmd)
+        return "OK"
+
+    def handle(self, c: str) -> str | None:
+        """The reply (without CR LF) to one command character, or None when it gets none."""
+        previous, self._last_query = self._last_query, c
+        if c == "Y":
+            self.smart = True
+            return "SM"
+        if c == "R":
+            self.smart = False
+            return "BYE"
+        if c == "\x01":
+            return self.model
+        if c == "a":
+            return f"{self.protocol}.{ALERT_CHARS}.{self.command_set()}"
+        if c == "\x1a":
+            return capability_reply(self.locale)
+        if c == "Q":
+            return f"{self.status_bits():02X}"
+        if c == "-":
+            self._last_query = previous
+            return self._step(previous)
+        if c == "@":
+            self._at = ""
+            return None
+        if c in ("K", "Z", "\x0e"):
+            return self._twice(c)
+        if c == "S":
+            if not self.effective_on_battery:
+                return "NA"
+            self.shutdowns.append(Shutdown("S", True))
+            log.info("shutdown received: S")
+            return "OK"
+        if c == "U":
+            self._sim_fail_until = self.clock() + self.simulated_failure_seconds
+            return "OK"
+        if c == "W":
+            self.selftest = "OK"
+            return "OK"
+        if c == "A":
+            return "OK"
+        if c == "D":
+            self.calibrating = not self.calibrating
+            return "OK"
+        if c == "^":
+            return "BYP"
+        value = self.query(c)
+        return "NA" if value is None else value
+
+    def _twice(self, c: str) -> str | None:
+        """K, Z and Ctrl-N act when they come twice within 5 s (APC wants a pause between the two)."""
+        now = self.clock()
+        first = self._armed.pop(c, None)
+        if first is None or now - first > 5:
+            self._armed[c] = now
+            return None
+        if c == "\x0e":
+            return "OK"
+        self.shutdowns.append(Shutdown(c, self.effective_on_battery))
+        log.info("shutdown received: %s", c)
+        return "OK" if c == "K" else "*"
+
+    def _step(self, name: str | None) -> str:
+        if name in STRING_SETTINGS:
+            self._string_entry = (name, "")
+            return None  # type: ignore[return-value]
+        allowed = self.allowed(name) if name else None
+        if not allowed or name not in self.settings:
+            return "NO"
+        current = self.settings[name]
+        i = allowed.index(current) if current in allowed else -1
+        # as real units: a value listed twice (s: H M L L) steps on from its first place
+        self.settings[name] = allowed[(i + 1) % len(allowed)]
+        self.commands[-1] = f"-{name}"
+        self._emit("|")
+        return "OK"
+
+    def allowed(self, name: str) -> tuple[str, ...] | None:
+        for char, loc, values in SETTINGS:
+            if char == name and loc in ("4", self.locale):
+                return values
+        return None
+
+    def command_set(self) -> str:
+        return "\x01\x0e\x1a-@ABCDEFGKLMNOPQRSUVWXYZabcefgjklmnopqrsuxy9^"
+
+    def query(self, c: str) -> str | None:
+        ob = self.effective_on_battery
+        vin = 0.0 if ob else self.input_voltage
+        if c in self.settings:
+            return self.settings[c]
+        table: dict[str, Callable[[], str]] = {
+            "B": lambda: f"{self.battery_voltage:05.2f}",
+            "C": lambda: f"{self.temperature:05.1f}",
+            "F": lambda: f"{self.frequency:05.2f}",
+            "L": lambda: f"{vin:05.1f}",
+            "M": lambda: f"{vin + (1.2 if vin else 0):05.1f}",
+            "N": lambda: f"{max(0.0, vin - 1.3):05.1f}",
+            "O": lambda: f"{self.output_voltage:05.1f}",
+            "P": lambda: f"{self.load:05.1f}",
+            "f": lambda: f"{self.charge:05.1f}",
+            "j": lambda: f"{self.runtime_minutes:04d}:",
+            "g": lambda: f"{self.battery_nominal:03d}",
+            "9": lambda: self.line_quality,
+            "G": lambda: self.reason,
+            "X": lambda: self.selftest,
+            "c": lambda: self.ups_id,
+            "x": lambda: self.battery_date,
+            "n": lambda: self.serial,
+            "m": lambda: self.mfr_date,
+            "V": lambda: self.old_firmware,
+            "b": lambda: self.firmware,
+            "y": lambda: "(C) APCC",
+        }
+        fn = table.get(c)
+        return fn() if fn is not None else None
+
+    def tick(self, now: float | None = None) -> None:
+        """Move the battery on by the time passed; end a simulated power failure; send alerts."""
+        now = self.clock() if now is None else now
+        with self._lock:
+            if self._last_tick is not None:
+                dt = now - self._last_tick
+                if self.on_battery and self.drain_rate:
+                    self.charge = max(0.0, self.charge - self.drain_rate * dt)
+                elif not self.on_battery and self.charge_rate:
+                    self.charge = min(100.0, self.charge + self.charge_rate * dt)
+            self._last_tick = now
+            if self._sim_fail_until is not None and now >= self._sim_fail_until:
+                self._sim_fail_until = None
+            self._check_alerts()
+
+    # -- scripting
+    def apply(self, line: str) -> float:
+        """Carry out one script line; returns seconds to sleep (``sleep``), else 0."""
+        words = line.split("#", 1)[0].split()
+        if not words:
+            return 0.0
+        op, args = words[0].lower(), words[1:]
+        arg = args[0] if args else ""
+        on = arg.lower() in ("on", "1", "yes", "true")
+        with self._lock:
+            self.tick()
+            if op == "mains":
+                self.on_battery = not on
+                if on:
+                    self.input_voltage = self.output_voltage = float(self.nominal_voltage)
+                    self.boost = self.trim = False
+                else:
+                    self.reason = "L"
+            elif op == "drain":
+                self.drain_rate = float(arg)
+            elif op == "recharge":
+                self.charge_rate = float(arg)
+            elif op == "battery":
+                self.charge = float(arg)
+            elif op == "lowbatt":
+                self.low_battery = on
+            elif op == "load":
+                self.load = float(arg)
+            elif op == "replace":
+                self.replace = on
+            elif op == "boost":
+                self.boost, self.trim = True, False
+                self.input_voltage, self.output_voltage = 190.0, float(self.nominal_voltage)
+            elif op == "trim":
+                self.boost, self.trim = False, True
+                self.input_voltage, self.output_voltage = 255.0, float(self.nominal_voltage)
+            elif op == "normal":
+                self.boost = self.trim = False
+                self.input_voltage = self.output_voltage = float(self.nominal_voltage)
+            elif op == "calibrate":
+                self.calibrating = on
+            elif op in ("input", "output", "freq", "temp"):
+                attr = {"input": "input_voltage", "output": "output_voltage", "freq": "frequency",
+                        "temp": "temperature"}[op]
+                setattr(self, attr, float(arg))
+            elif op == "eeprom":
+                self.settings[arg] = args[1].replace("_", " ")
+            elif op == "reason":
+                self.reason = arg[:1]
+            elif op == "selftest":
+                self.selftest = arg
+            elif op == "alerts":
+                self.alerts = on
+            elif op == "mute":
+                self.muted = True
+            elif op == "unmute":
+                self.muted = False
+            elif op in ("garbage", "truncate"):
+                self._next_fault = op
+            elif op == "sleep":
+                return float(arg)
+            else:
+                raise ValueError(f"unknown simulator action: {line.strip()!r}")
+            self._check_alerts()
+        return 0.0
+
+    def run_script(self, lines: Iterable[str], sleep: Callable[[float], None] = time.sleep) -> None:
+        for line in lines:
+            pause = self.apply(line)
+            if pause:
+                sleep(pause)
+
+
+class PtyApc(PtyServer):
+    """Serve an :class:`ApcUps` on a pseudo-terminal; its alert characters go out as they happen."""
+
+    thread_name = "apcsim"
+
+    def __init__(self, ups: ApcUps | None = None, link: str | os.PathLike[str] | None = None) -> None:
+        super().__init__(link)
+        self.ups = ups or ApcUps()
+        self.ups.alert_sink = self._alert
+
+    def _alert(self, data: bytes) -> None:
+        if not self.ups.muted:
+            self.push(data)
+
+    def feed(self, data: bytes) -> bytes:
+        return self.ups.feed(data)
+
+    def idle(self) -> None:
+        self.ups.tick()
+
+    def start(self) -> PtyApc:
+        self._open()
+        return self
+
+    def __enter__(self) -> PtyApc:
+        return self.start()
