@@ -33,7 +33,7 @@ else
 	@echo "not root: interop tests against Debian's NUT run only if it is already installed"
 endif
 
-run: deps ## run the whole stack on a simulated UPS (upsd on 127.0.0.1:3493)
+run: deps ## run the whole stack on simulated UPSes (dummy-ups, Q1 and APC on ptys; upsd on 127.0.0.1:3493)
 	$(VENV)/bin/nutlite demo
 
 test: deps nut-deps ## run the whole test suite (unit, integration, interop)

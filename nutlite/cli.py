@@ -24,7 +24,7 @@ TOOLS: dict[str, tuple[str, str]] = {
     "exporter": ("nutlite.exporter.main", "Prometheus exporter for local and remote NUT servers"),
     "bootguard": ("nutlite.bootguard", "after a power-fail shutdown, wait at boot for the UPS to recharge"),
     "demo": ("nutlite.demo", "run the whole stack on a simulated UPS (make run)"),
-    "sim": ("nutlite.sim.main", "UPS simulators on a pseudo-terminal: sim q1 [--link PATH] [--script FILE]"),
+    "sim": ("nutlite.sim.main", "UPS simulators on a pseudo-terminal: sim q1|apc [--link PATH] [--script FILE]"),
 }
 
 
