@@ -7,6 +7,7 @@ tool's own argument parser accepts; ``systemd-analyze verify`` checks the units 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 import pwd
 import re
@@ -234,24 +235,37 @@ def test_exporter_unit_runs_as_its_user(nutlite_env: NutEnv) -> None:
         ":9199", f"127.0.0.1:{port}").replace("127.0.0.1:3493", f"127.0.0.1:{nutlite_env.port}")
     argv = expand(one(u, "Service", "ExecStart"), environ)
     drop = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups"]
-    # The image's interpreter is /usr/bin/python3; this test's may live where the user can't go
-    # (pyenv under /root): then run the system's Python 3.11 on this checkout and its venv's packages.
-    pythonpath = [str(SYSTEMD_DIR.parent), *(p for p in sys.path if p.endswith("site-packages"))]
+    # As on the image, the code lives where the user can read it: a copy of the package and of the
+    # libraries the exporter imports, in a world-readable folder (the checkout and its venv may be in a
+    # root-only one). The interpreter is this one if the user may run it, else the system's Python 3.11.
+    install = Path(tempfile.mkdtemp(prefix="nutlite-unit-"))
+    for name in ("nutlite", "prometheus_client", "sdnotify"):
+        spec = importlib.util.find_spec(name)
+        assert spec is not None and spec.origin is not None, name
+        src = Path(spec.origin)
+        if src.name == "__init__.py":
+            shutil.copytree(src.parent, install / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(src, install / src.name)
+    for path in [install, *install.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
     python = sys.executable
     if subprocess.run([*drop, python, "-c", ""], capture_output=True).returncode != 0:
         python = "/usr/bin/python3"
-    notify_dir = Path(tempfile.mkdtemp(prefix="nutlite-notify-"))  # pytest's tmp_path is root-only
-    notify_path = notify_dir / "notify"
+    notify_path = install / "notify"
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.bind(str(notify_path))
-    os.chmod(notify_dir, 0o755)
     os.chmod(notify_path, 0o777)
     sock.settimeout(20)
-    env = {**os.environ, "NOTIFY_SOCKET": str(notify_path), "PYTHONPATH": os.pathsep.join(pythonpath)}
+    env = {**os.environ, "NOTIFY_SOCKET": str(notify_path), "PYTHONPATH": str(install), "PYTHONNOUSERSITE": "1"}
     proc = subprocess.Popen([*drop, python, "-m", "nutlite", *argv[1:]], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+                            stderr=subprocess.STDOUT, text=True, cwd=install)
     try:
-        assert b"READY=1" in sock.recv(4096)
+        try:
+            assert b"READY=1" in sock.recv(4096)
+        except TimeoutError:
+            proc.kill()
+            pytest.fail(f"no READY=1 from the exporter as {user}:\n{proc.communicate()[0]}")
         body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
         assert 'network_ups_tools_battery_charge{ups="dummy"}' in body
         assert 'network_ups_tools_ups_status{flag="OL",ups="dummy"} 1.0' in body
@@ -261,7 +275,7 @@ def test_exporter_unit_runs_as_its_user(nutlite_env: NutEnv) -> None:
         proc.terminate()
         out, _ = proc.communicate(timeout=10)
         sock.close()
-        shutil.rmtree(notify_dir, ignore_errors=True)
+        shutil.rmtree(install, ignore_errors=True)
     assert proc.returncode in (0, -15), out
 
 
