@@ -36,7 +36,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -871,3 +871,50 @@ def nut_env(base: Path, upses: Sequence[UpsSpec], **kwargs: object) -> Iterator[
         yield env
     finally:
         env.stop()
+
+
+# --------------------------------------------------------------------------------------------------
+# Helpers for tests of a running NutEnv
+
+
+def wait_for(pred: Callable[[], object], timeout: float, what: str, *envs: NutEnv, interval: float = 0.05) -> object:
+    """Call ``pred`` until it returns something true (which is returned); after ``timeout`` seconds fail
+    with the logs of ``envs``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = pred()
+        if got:
+            return got
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}\n" + "\n".join(e.logs() for e in envs))
+        time.sleep(interval)
+
+
+def upsd_list(env: NutEnv, ups: str, what: str = "VAR") -> dict[str, str]:
+    """``LIST VAR`` / ``LIST RW`` of ``ups`` through upsd as {name: value}, ``LIST CMD`` as {name: ""}."""
+    with env.connect() as c:
+        lines = c.request_list(f"LIST {what} {ups}")
+    assert lines[0].startswith("BEGIN"), lines
+    out = {}
+    for line in lines[1:-1]:
+        parts = line.split(" ", 3)
+        out[parts[2]] = parts[3][1:-1] if len(parts) > 3 else ""
+    return out
+
+
+def get_var(env: NutEnv, ups: str, var: str = "ups.status") -> str:
+    """upsd's answer to ``GET VAR`` (``VAR <ups> <var> "<value>"`` or the ``ERR`` line)."""
+    with env.connect() as c:
+        return c.request(f"GET VAR {ups} {var}")
+
+
+def compare_vars(debian: Mapping[str, str], nutlite: Mapping[str, str], known: Iterable[str] = ()) -> list[str]:
+    """The variables whose values differ between the two flavours, but for the ``known`` differences."""
+    skip = set(known)
+    problems = []
+    for name in sorted(set(debian) | set(nutlite)):
+        if name in skip:
+            continue
+        if debian.get(name) != nutlite.get(name):
+            problems.append(f"{name}: Debian {debian.get(name)!r}, nutlite {nutlite.get(name)!r}")
+    return problems

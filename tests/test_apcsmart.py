@@ -5,7 +5,6 @@ alerts acted on at once, the two-step confirmation, SET, killpower through ``ups
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
 import sys
 import termios
@@ -22,7 +21,9 @@ from nutlite.drivers.serialport import SerialPort
 from nutlite.sim.apc import ApcUps, PtyApc, capability_reply
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from nutenv import NutEnv, UpsSpec  # noqa: E402
+import serialsim  # noqa: E402
+from nutenv import NutEnv, UpsSpec, get_var, wait_for  # noqa: E402
+from serialsim import serial_lockdir  # noqa: E402, F401 - autouse fixture: lock files in the test's own folder
 
 # --------------------------------------------------------------------------------------------------
 # sans-IO core
@@ -134,33 +135,14 @@ def test_simulator_model() -> None:
 # nutlite's driver on the pty simulator
 
 
-@pytest.fixture(autouse=True)
-def private_lockdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    lock = tmp_path / "lock"
-    lock.mkdir()
-    monkeypatch.setenv("NUTLITE_LOCKDIR", str(lock))
-
-
 @pytest.fixture
 def sim(tmp_path: Path) -> Iterator[PtyApc]:
     with PtyApc(ApcUps(), link=tmp_path / "ttyAPC") as s:
         yield s
 
 
-def wait_for(pred: Callable[[], object], timeout: float, what: str, env: NutEnv | None = None) -> object:
-    deadline = time.monotonic() + timeout
-    while True:
-        got = pred()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}\n{env.logs() if env else ''}")
-        time.sleep(0.05)
-
-
 def get(env: NutEnv, var: str = "ups.status") -> str:
-    with env.connect() as c:
-        return c.request(f"GET VAR apc {var}")
+    return get_var(env, "apc", var)
 
 
 def start_env(factory: Callable[..., NutEnv], sim: PtyApc, maxage: int | None = None, **options: str) -> NutEnv:
@@ -304,27 +286,10 @@ def test_only_what_the_ups_supports(sim: PtyApc, monkeypatch: pytest.MonkeyPatch
 # Faults
 
 
-def _ok(env: NutEnv) -> bool:
-    return get(env).startswith("VAR apc ups.status")
-
-
-def _stale(env: NutEnv) -> bool:
-    return get(env) == "ERR DATA-STALE"
-
-
 def test_silent_ups_goes_stale_and_recovers(nut_env_factory: Callable[..., NutEnv], sim: PtyApc) -> None:
     env = start_env(nut_env_factory, sim, maxage=5)
-    assert _ok(env)
-    sim.ups.apply("mute")
-    t0 = time.monotonic()
-    wait_for(lambda: _stale(env), 5, "DATA-STALE", env)
-    assert time.monotonic() - t0 < 5  # within MAXAGE
-    sim.ups.apply("unmute")
-    wait_for(lambda: _ok(env), 2 * 1 + 2, "recovery within 2 polls", env)
-    log = env.driver_log("apc")
+    log = serialsim.silent_ups_goes_stale_and_recovers(env, sim, "apc", recovery=2 * 1 + 2)
     assert "data stale: no reply to 'Q' within 1.5s" in log
-    assert "the UPS answers again" in log
-    assert env.upsd_running()
 
 
 @pytest.mark.parametrize("fault, logged", [
@@ -334,44 +299,20 @@ def test_silent_ups_goes_stale_and_recovers(nut_env_factory: Callable[..., NutEn
 def test_garbled_reply_is_logged(nut_env_factory: Callable[..., NutEnv], sim: PtyApc, fault: str,
                                  logged: str) -> None:
     env = start_env(nut_env_factory, sim)
-    sim.ups.apply(fault)
-    wait_for(lambda: logged in env.driver_log("apc"), 6, f"log line for {fault}", env)
-    wait_for(lambda: "the UPS answers again" in env.driver_log("apc"), 6, "recovery", env)
-    assert _ok(env)
+    serialsim.garbled_reply_is_logged(env, sim, "apc", fault, logged, timeout=6)
 
 
 def test_port_disappears_and_comes_back(nut_env_factory: Callable[..., NutEnv], sim: PtyApc) -> None:
     env = start_env(nut_env_factory, sim)
-    sim.unplug()
-    wait_for(lambda: _stale(env), 8, "DATA-STALE after unplug", env)
-    assert "lost " in env.driver_log("apc") or "does not exist" in env.driver_log("apc")
-    sim.replug()
-    wait_for(lambda: _ok(env), 8, "data after replug", env)
-    assert "reopened" in env.driver_log("apc")
-    sim.ups.apply("mains off")
-    wait_for(lambda: get(env) == 'VAR apc ups.status "OB"', 5, "OB after replug", env)
+    serialsim.port_disappears_and_comes_back(env, sim, "apc")
 
 
 def test_sim_cli_and_script(tmp_path: Path) -> None:
-    script = tmp_path / "script"
-    script.write_text("mains off  # power cut\nsleep 0.1\nlowbatt on\n")
-    link = tmp_path / "tty"
-    p = subprocess.Popen([sys.executable, "-m", "nutlite", "sim", "apc", "--link", str(link), "--script", str(script)],
-                         stdout=subprocess.PIPE, text=True,
-                         env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])})
-    try:
-        assert p.stdout is not None
-        assert "APC Smart-UPS on /dev/pts/" in p.stdout.readline()
-        import serial
-
-        with serial.Serial(str(link), 2400, timeout=2) as ser:
-            time.sleep(0.5)
-            ser.reset_input_buffer()
-            ser.write(b"Y")
-            assert ser.read_until(b"\n") == b"SM\r\n"
-            ser.write(b"Q")
-            reply = ser.read_until(b"\n").decode().strip()
-        assert apc.status_tokens(apc.parse_status(reply)) == ["OB", "LB"]
-    finally:
-        p.terminate()
-        p.wait(10)
+    with serialsim.sim_cli(tmp_path, "apc", "mains off  # power cut\nsleep 0.1\nlowbatt on\n") as (first, ser):
+        assert "APC Smart-UPS on /dev/pts/" in first
+        ser.reset_input_buffer()
+        ser.write(b"Y")
+        assert ser.read_until(b"\n") == b"SM\r\n"
+        ser.write(b"Q")
+        reply = ser.read_until(b"\n").decode().strip()
+    assert apc.status_tokens(apc.parse_status(reply)) == ["OB", "LB"]

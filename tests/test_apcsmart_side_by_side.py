@@ -21,9 +21,11 @@ import pytest
 from nutlite.sim.apc import ApcUps, PtyApc
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from nutenv import REAL_NUT_DIR, NutEnv, UpsSpec, require_real_nut  # noqa: E402
+import serialsim  # noqa: E402
+from nutenv import REAL_NUT_DIR, NutEnv, UpsSpec, upsd_list, wait_for  # noqa: E402
+from serialsim import serial_lockdir  # noqa: E402, F401 - autouse fixture: lock files in the test's own folder
 
-pytestmark = pytest.mark.interop
+pytestmark = [pytest.mark.interop, pytest.mark.usefixtures("real_nut")]
 
 KNOWN_DIFFERENCES = {
     "driver.version": "NUT's release number (2.8.0) against nutlite's own version",
@@ -65,34 +67,15 @@ EXPECTED_STATUS = {  # what Debian's driver showed, to make sure the script does
 }
 
 
-@pytest.fixture(autouse=True)
-def _need_nut(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    require_real_nut()
-    lock = tmp_path / "lock"
-    lock.mkdir()
-    monkeypatch.setenv("NUTLITE_LOCKDIR", str(lock))
-
-
 @pytest.fixture
 def sims(tmp_path: Path) -> Iterator[dict[str, PtyApc]]:
-    out = {f: PtyApc(ApcUps(), link=tmp_path / f"tty-{f}").start() for f in ("debian", "nutlite")}
-    try:
+    with serialsim.sim_pair(lambda f: PtyApc(ApcUps(), link=tmp_path / f"tty-{f}")) as out:
         yield out
-    finally:
-        for s in out.values():
-            s.stop()
 
 
 def listing(env: NutEnv, what: str) -> dict[str, str]:
     """LIST VAR / LIST RW as {name: value}, LIST CMD as {name: ""}."""
-    with env.connect() as c:
-        lines = c.request_list(f"LIST {what} apc")
-    assert lines[0].startswith("BEGIN"), lines
-    out = {}
-    for line in lines[1:-1]:
-        parts = line.split(" ", 3)
-        out[parts[2]] = parts[3][1:-1] if len(parts) > 3 else ""
-    return out
+    return upsd_list(env, "apc", what)
 
 
 def enums(env: NutEnv, names: list[str]) -> dict[str, list[str]]:
@@ -103,32 +86,10 @@ def enums(env: NutEnv, names: list[str]) -> dict[str, list[str]]:
     return out
 
 
-def wait_until(pred: Callable[[], bool], timeout: float, what: str, envs: list[NutEnv]) -> None:
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out: {what}\n" + "\n".join(e.logs() for e in envs))
-        time.sleep(0.1)
-
-
 def start_pair(factory: Callable[..., NutEnv], sims: dict[str, PtyApc],
                options: dict[str, str] | None = None) -> dict[str, NutEnv]:
     opts = {"pollinterval": "1", **(options or {})}
-    return {
-        flavour: factory([UpsSpec("apc", driver="apcsmart", port=str(sims[flavour].link), options=opts)],
-                         driver_flavour=flavour, upsd_flavour="debian")
-        for flavour in ("debian", "nutlite")
-    }
-
-
-def compare(a: dict[str, str], b: dict[str, str]) -> list[str]:
-    problems = []
-    for name in sorted(set(a) | set(b)):
-        if name in KNOWN_DIFFERENCES:
-            continue
-        if a.get(name) != b.get(name):
-            problems.append(f"{name}: Debian {a.get(name)!r}, nutlite {b.get(name)!r}")
-    return problems
+    return serialsim.start_side_by_side(factory, sims, "apc", "apcsmart", opts)
 
 
 def test_same_variables_through_a_script(nut_env_factory: Callable[..., NutEnv], sims: dict[str, PtyApc]) -> None:
@@ -141,21 +102,7 @@ def test_same_variables_through_a_script(nut_env_factory: Callable[..., NutEnv],
     assert got_enums["debian"] == got_enums["nutlite"]
     got = {f: listing(e, "CMD") for f, e in envs.items()}
     assert len(got["debian"]) == 12 and got["debian"] == got["nutlite"]
-    report = []
-    for step, (name, actions) in enumerate(SCRIPT):
-        marker = f"{30 + step:05.1f}"
-        for s in sims.values():
-            for a in [*actions, f"temp {marker}"]:
-                s.ups.apply(a)
-        wait_until(lambda marker=marker: all(listing(e, "VAR").get("ups.temperature") == marker
-                                             for e in envs.values()),
-                   10, f"both drivers polled step {name!r}", list(envs.values()))
-        time.sleep(1.2)  # one more poll each, so nothing from the step is still on its way
-        got = {f: listing(e, "VAR") for f, e in envs.items()}
-        if name in EXPECTED_STATUS:
-            assert got["debian"]["ups.status"] == EXPECTED_STATUS[name], (name, got["debian"])
-        report.extend(f"[{name}] {p}" for p in compare(got["debian"], got["nutlite"]))
-    assert not report, "\n".join(report)
+    got = serialsim.step_through_script(sims, envs, "apc", SCRIPT, EXPECTED_STATUS, KNOWN_DIFFERENCES, "05.1f")
     # the settings changed by "eeprom" are read at start (and after an EEPROM change), by both
     assert got["nutlite"]["ups.test.interval"] == "1209600"
 
@@ -283,8 +230,8 @@ def test_instant_commands_send_the_same(nut_env_factory: Callable[..., NutEnv], 
         t.start()
     for t in threads:
         t.join(90)
-    wait_until(lambda: all(s.ups.commands.count("S") >= 1 for s in sims.values()), 10, "shutdown.return at both",
-               list(envs.values()))
+    wait_for(lambda: all(s.ups.commands.count("S") >= 1 for s in sims.values()), 10, "shutdown.return at both",
+             *envs.values())
     sent = {f: [c for c in s.ups.commands[marks[f]:] if c in COMMAND_CHARS] for f, s in sims.items()}
     assert sent["debian"] == sent["nutlite"], repr(sent)
     assert sent["nutlite"] == ["W", "W", "A", "D", "D", "^", "^", "\x0e", "\x0e", "U", "K", "K", "Z", "Z", "S"]

@@ -4,10 +4,8 @@ replies, the port disappearing)."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -17,7 +15,9 @@ from nutlite.drivers import q1
 from nutlite.sim.q1 import PtyQ1, Q1Ups
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from nutenv import NutEnv, UpsSpec  # noqa: E402
+import serialsim  # noqa: E402
+from nutenv import NutEnv, UpsSpec, get_var, upsd_list, wait_for  # noqa: E402
+from serialsim import serial_lockdir  # noqa: E402, F401 - autouse fixture: lock files in the test's own folder
 
 # --------------------------------------------------------------------------------------------------
 # sans-IO core
@@ -168,46 +168,10 @@ def test_simulator_model() -> None:
 # nutlite's drivers on the pty simulator
 
 
-@pytest.fixture(autouse=True)
-def private_lockdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    lock = tmp_path / "lock"
-    lock.mkdir()
-    monkeypatch.setenv("NUTLITE_LOCKDIR", str(lock))
-
-
 @pytest.fixture
 def sim(tmp_path: Path) -> Iterator[PtyQ1]:
     with PtyQ1(Q1Ups(), link=tmp_path / "ttyQ1") as s:
         yield s
-
-
-def upsd_vars(env: NutEnv, ups: str) -> dict[str, str] | str:
-    """All variables of ``ups`` through upsd, or the ERR line."""
-    with env.connect() as c:
-        lines = c.request_list(f"LIST VAR {ups}")
-    if not lines[0].startswith("BEGIN"):
-        return lines[0]
-    out = {}
-    for line in lines[1:-1]:
-        _, _, name, value = line.split(" ", 3)
-        out[name] = value[1:-1]
-    return out
-
-
-def wait_for(pred: Callable[[], object], timeout: float, what: str, env: NutEnv | None = None) -> object:
-    deadline = time.monotonic() + timeout
-    while True:
-        got = pred()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}\n{env.logs() if env else ''}")
-        time.sleep(0.1)
-
-
-def status(env: NutEnv, ups: str = "q1") -> str:
-    with env.connect() as c:
-        return c.request(f"GET VAR {ups} ups.status")
 
 
 def start_env(factory: Callable[..., NutEnv], sim: PtyQ1, driver: str = "nutdrv_qx",
@@ -218,14 +182,13 @@ def start_env(factory: Callable[..., NutEnv], sim: PtyQ1, driver: str = "nutdrv_
 
 def test_driver_serves_the_simulated_ups(nut_env_factory: Callable[..., NutEnv], sim: PtyQ1) -> None:
     env = start_env(nut_env_factory, sim, pollfreq="1")
-    v = upsd_vars(env, "q1")
-    assert isinstance(v, dict)
+    v = upsd_list(env, "q1")
     assert v["ups.status"] == "OL" and v["device.mfr"] == "NUTLITE" and v["battery.charge"] == "100"
     assert v["driver.version.data"] == "Megatec 0.06"
     sim.ups.apply("mains off")
     sim.ups.apply("battery 11.8")
-    wait_for(lambda: status(env) == 'VAR q1 ups.status "OB"', 10, "OB", env)
-    assert upsd_vars(env, "q1")["battery.charge"] == "54"  # type: ignore[index]
+    wait_for(lambda: get_var(env, "q1") == 'VAR q1 ups.status "OB"', 10, "OB", env)
+    assert upsd_list(env, "q1")["battery.charge"] == "54"
 
 
 def test_instant_commands_and_delays(nut_env_factory: Callable[..., NutEnv], sim: PtyQ1) -> None:
@@ -303,29 +266,11 @@ def test_bad_offdelay_is_refused(tmp_path: Path, sim: PtyQ1) -> None:
 # Faults
 
 
-def _ok(env: NutEnv) -> bool:
-    return status(env).startswith("VAR q1 ups.status")
-
-
-def _stale(env: NutEnv) -> bool:
-    return status(env) == "ERR DATA-STALE"
-
-
 def test_silent_ups_goes_stale_and_recovers(nut_env_factory: Callable[..., NutEnv], sim: PtyQ1) -> None:
     env = nut_env_factory([UpsSpec("q1", driver="nutdrv_qx", port=str(sim.link), options={"pollinterval": "1"})],
                           maxage=5)
-    assert _ok(env)
-    sim.ups.apply("mute")
-    t0 = time.monotonic()
-    wait_for(lambda: _stale(env), 5, "DATA-STALE", env)
-    assert time.monotonic() - t0 < 5  # within MAXAGE
-    sim.ups.apply("unmute")
-    t0 = time.monotonic()
-    wait_for(lambda: _ok(env), 2 * 2 + 1, "recovery within 2 polls", env)
-    log = env.driver_log("q1")
+    log = serialsim.silent_ups_goes_stale_and_recovers(env, sim, "q1", recovery=2 * 2 + 1)
     assert "data stale: no reply to Q1 within 1s" in log
-    assert "the UPS answers again" in log
-    assert env.upsd_running()
 
 
 @pytest.mark.parametrize("fault, logged", [
@@ -335,41 +280,17 @@ def test_silent_ups_goes_stale_and_recovers(nut_env_factory: Callable[..., NutEn
 def test_garbled_reply_is_logged(nut_env_factory: Callable[..., NutEnv], sim: PtyQ1, fault: str,
                                  logged: str) -> None:
     env = start_env(nut_env_factory, sim)
-    sim.ups.apply(fault)
-    wait_for(lambda: logged in env.driver_log("q1"), 5, f"log line for {fault}", env)
-    wait_for(lambda: "the UPS answers again" in env.driver_log("q1"), 5, "recovery", env)
-    assert _ok(env)
+    serialsim.garbled_reply_is_logged(env, sim, "q1", fault, logged, timeout=5)
 
 
 def test_port_disappears_and_comes_back(nut_env_factory: Callable[..., NutEnv], sim: PtyQ1) -> None:
     env = start_env(nut_env_factory, sim)
-    sim.unplug()
-    wait_for(lambda: _stale(env), 8, "DATA-STALE after unplug", env)
-    assert "lost " in env.driver_log("q1") or "does not exist" in env.driver_log("q1")
-    time.sleep(1.5)  # a few polls without the port: no crash
-    sim.replug()
-    wait_for(lambda: _ok(env), 8, "data after replug", env)
-    assert "reopened" in env.driver_log("q1")
-    sim.ups.apply("mains off")
-    wait_for(lambda: status(env) == 'VAR q1 ups.status "OB"', 5, "OB after replug", env)
+    serialsim.port_disappears_and_comes_back(env, sim, "q1", without_port=1.5)  # a few polls without the port: no crash
 
 
 def test_sim_cli_and_script(tmp_path: Path) -> None:
-    script = tmp_path / "script"
-    script.write_text("mains off  # power cut\nsleep 0.1\nlowbatt on\n")
-    link = tmp_path / "tty"
-    p = subprocess.Popen([sys.executable, "-m", "nutlite", "sim", "q1", "--link", str(link), "--script", str(script)],
-                         stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])})
-    try:
-        assert p.stdout is not None
-        assert "Q1 UPS on /dev/pts/" in p.stdout.readline()
-        import serial
-
-        with serial.Serial(str(link), 2400, timeout=2) as ser:
-            time.sleep(0.5)
-            ser.write(b"Q1\r")
-            reply = ser.read_until(b"\r")
-        assert q1.status_tokens(q1.parse_q1(reply.decode().rstrip("\r"))) == ["OB", "LB"]
-    finally:
-        p.terminate()
-        p.wait(10)
+    with serialsim.sim_cli(tmp_path, "q1", "mains off  # power cut\nsleep 0.1\nlowbatt on\n") as (first, ser):
+        assert "Q1 UPS on /dev/pts/" in first
+        ser.write(b"Q1\r")
+        reply = ser.read_until(b"\r")
+    assert q1.status_tokens(q1.parse_q1(reply.decode().rstrip("\r"))) == ["OB", "LB"]

@@ -19,9 +19,11 @@ import pytest
 from nutlite.sim.q1 import PtyQ1, Q1Ups
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from nutenv import REAL_NUT_DIR, NutEnv, UpsSpec, require_real_nut  # noqa: E402
+import serialsim  # noqa: E402
+from nutenv import REAL_NUT_DIR, NutEnv, UpsSpec, compare_vars, upsd_list, wait_for  # noqa: E402
+from serialsim import serial_lockdir  # noqa: E402, F401 - autouse fixture: lock files in the test's own folder
 
-pytestmark = pytest.mark.interop
+pytestmark = [pytest.mark.interop, pytest.mark.usefixtures("real_nut")]
 
 KNOWN_DIFFERENCES = {
     "driver.version": "NUT's release number (2.8.0) against nutlite's own version",
@@ -58,41 +60,14 @@ EXPECTED_STATUS = {  # what Debian's drivers showed, to make sure the script doe
 }
 
 
-@pytest.fixture(autouse=True)
-def _need_nut(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    require_real_nut()
-    lock = tmp_path / "lock"
-    lock.mkdir()
-    monkeypatch.setenv("NUTLITE_LOCKDIR", str(lock))
-
-
 @pytest.fixture
 def sims(tmp_path: Path) -> Iterator[dict[str, PtyQ1]]:
-    out = {f: PtyQ1(Q1Ups(), link=tmp_path / f"tty-{f}").start() for f in ("debian", "nutlite")}
-    try:
+    with serialsim.sim_pair(lambda f: PtyQ1(Q1Ups(), link=tmp_path / f"tty-{f}")) as out:
         yield out
-    finally:
-        for s in out.values():
-            s.stop()
 
 
 def all_vars(env: NutEnv) -> dict[str, str]:
-    with env.connect() as c:
-        lines = c.request_list("LIST VAR q1")
-    assert lines[0].startswith("BEGIN"), lines
-    out = {}
-    for line in lines[1:-1]:
-        _, _, name, value = line.split(" ", 3)
-        out[name] = value[1:-1]
-    return out
-
-
-def wait_until(pred: Callable[[], bool], timeout: float, what: str, envs: list[NutEnv]) -> None:
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out: {what}\n" + "\n".join(e.logs() for e in envs))
-        time.sleep(0.1)
+    return upsd_list(env, "q1")
 
 
 def start_pair(factory: Callable[..., NutEnv], sims: dict[str, PtyQ1], driver: str,
@@ -100,41 +75,18 @@ def start_pair(factory: Callable[..., NutEnv], sims: dict[str, PtyQ1], driver: s
     # nutdrv_qx refreshes only ups.status between full updates (every pollfreq seconds): poll fully
     # every second here; test_quick_polls covers the in-between polls
     opts = {"pollinterval": "1", **({"pollfreq": "1"} if driver == "nutdrv_qx" else {}), **(options or {})}
-    return {
-        flavour: factory([UpsSpec("q1", driver=driver, port=str(sims[flavour].link), options=opts)],
-                         driver_flavour=flavour, upsd_flavour="debian")
-        for flavour in ("debian", "nutlite")
-    }
+    return serialsim.start_side_by_side(factory, sims, "q1", driver, opts)
 
 
 def compare(a: dict[str, str], b: dict[str, str]) -> list[str]:
-    problems = []
-    for name in sorted(set(a) | set(b)):
-        if name in KNOWN_DIFFERENCES:
-            continue
-        if a.get(name) != b.get(name):
-            problems.append(f"{name}: Debian {a.get(name)!r}, nutlite {b.get(name)!r}")
-    return problems
+    return compare_vars(a, b, KNOWN_DIFFERENCES)
 
 
 @pytest.mark.parametrize("driver", ["nutdrv_qx", "blazer_ser"])
 def test_same_variables_through_a_script(nut_env_factory: Callable[..., NutEnv], sims: dict[str, PtyQ1],
                                          driver: str) -> None:
     envs = start_pair(nut_env_factory, sims, driver)
-    report = []
-    for step, (name, actions) in enumerate(SCRIPT):
-        marker = f"{30 + step:.1f}"
-        for s in sims.values():
-            for a in [*actions, f"temp {marker}"]:
-                s.ups.apply(a)
-        wait_until(lambda marker=marker: all(all_vars(e).get("ups.temperature") == marker for e in envs.values()),
-                   10, f"both drivers polled step {name!r}", list(envs.values()))
-        time.sleep(1.2)  # one more poll each, so nothing from the step is still on its way
-        got = {f: all_vars(e) for f, e in envs.items()}
-        if name in EXPECTED_STATUS:
-            assert got["debian"]["ups.status"] == EXPECTED_STATUS[name], (name, got["debian"])
-        report.extend(f"[{name}] {p}" for p in compare(got["debian"], got["nutlite"]))
-    assert not report, "\n".join(report)
+    serialsim.step_through_script(sims, envs, "q1", SCRIPT, EXPECTED_STATUS, KNOWN_DIFFERENCES)
 
 
 @pytest.mark.parametrize("dialect, version", [("mustek", "Mustek 0.07"), ("voltronic-qs", "Voltronic-QS 0.07")])
@@ -204,8 +156,8 @@ def test_quick_polls(nut_env_factory: Callable[..., NutEnv], sims: dict[str, Pty
     for s in sims.values():
         for a in ("mains off", "battery 11.8", "temp 40", "boost", "test on", "fsd on"):
             s.ups.apply(a)
-    wait_until(lambda: all(all_vars(e)["ups.status"] == "OB BYPASS CAL FSD" for e in envs.values()), 10,
-               "status from the quick polls", list(envs.values()))
+    wait_for(lambda: all(all_vars(e)["ups.status"] == "OB BYPASS CAL FSD" for e in envs.values()), 10,
+             "status from the quick polls", *envs.values())
     got = {f: all_vars(e) for f, e in envs.items()}
     assert got["nutlite"]["battery.charge"] == "100" and got["nutlite"]["ups.temperature"] == "25.0"
     assert not compare(got["debian"], got["nutlite"]), compare(got["debian"], got["nutlite"])
@@ -264,8 +216,8 @@ def test_instant_commands_send_the_same(nut_env_factory: Callable[..., NutEnv], 
                 time.sleep(0.3)  # a command at a time, as a person (or upsmon) sends them
     # Debian's drivers wait for a reply after some commands (the simulator sends none): give them time
     want = {"T", "TL", "CT", "Q", "C", "T02"}
-    wait_until(lambda: all(want <= set(s.ups.commands) and s.ups.commands.count("C") >= 2 for s in sims.values()),
-               20, "every command at both simulators", list(envs.values()))
+    wait_for(lambda: all(want <= set(s.ups.commands) and s.ups.commands.count("C") >= 2 for s in sims.values()),
+             20, "every command at both simulators", *envs.values())
     time.sleep(0.5)
     sent = {f: [c for c in s.ups.commands if c != "Q1"] for f, s in sims.items()}
     # the probe differs (nutdrv_qx asks more dialects than nutlite knows): compare from the last "I" on

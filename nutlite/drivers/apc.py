@@ -26,6 +26,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from nutlite.drivers.serialport import show
+
 ALERTS = "!$%+?=#|&*"
 SMART_MODE = "Y"
 SMART_REPLY = "SM"
@@ -68,16 +70,6 @@ ALERT_ACTIONS: dict[str, tuple[str, int, int]] = {
 
 class ApcError(ValueError):
     """A reply that does not fit the protocol; the message says what arrived."""
-
-
-def show(reply: str | bytes | None, limit: int = 60) -> str:
-    """A reply as a log-friendly literal (control bytes escaped, long replies cut)."""
-    if reply is None:
-        return "nothing"
-    if isinstance(reply, str):
-        reply = reply.encode("latin-1", "replace")
-    text = repr(reply[:limit])
-    return text + ("…" if len(reply) > limit else "")
 
 
 def char_name(c: str) -> str:

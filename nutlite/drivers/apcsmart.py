@@ -30,14 +30,14 @@ import time
 from typing import Any, ClassVar
 
 from nutlite.drivers import apc
-from nutlite.drivers.core import Driver, DriverConfig, DriverError, DriverState, Option, Status
-from nutlite.drivers.serialport import PortError, SerialPort
+from nutlite.drivers.core import DriverConfig, DriverError, DriverState, Option, Status
+from nutlite.drivers.serialport import PortError, SerialDriver, SerialPort
 
 ALT_CABLE = "940-0095B"
 REPLY_TIMEOUT = 1.5
 
 
-class ApcSmart(Driver):
+class ApcSmart(SerialDriver):
     name: ClassVar[str] = "apcsmart"
     description: ClassVar[str] = "APC Smart protocol driver"
     version: ClassVar[str] = "3.2"
@@ -76,7 +76,6 @@ class ApcSmart(Driver):
         self.caps: dict[str, list[str]] = {}
         self.bits: int | None = None
         self._alerts: list[str] = []
-        self._fault: str | None = None
         self._resync = False
         self._rescan = False
         self._armed: tuple[tuple[str, str], float] | None = None
@@ -444,10 +443,7 @@ class ApcSmart(Driver):
         self._publish_status()
         if full:
             self._rescan = False
-        if self._fault is not None:
-            self.log.warning("the UPS answers again")
-            self._fault = None
-        self.dataok()
+        self._answered()
 
     def _publish_status(self) -> None:
         assert self.bits is not None
@@ -455,12 +451,6 @@ class ApcSmart(Driver):
         for token in apc.status_tokens(self.bits):
             self.status_set(token)
         self.status_commit()
-
-    def _failed(self, why: str) -> None:
-        if why != self._fault:
-            self.log.error("data stale: %s", why)
-        self._fault = why
-        self.datastale()
 
     # -- commands
     async def instcmd(self, cmd: str, param: str | None) -> Any:

@@ -18,8 +18,8 @@ import time
 from typing import Any, ClassVar
 
 from nutlite.drivers import q1
-from nutlite.drivers.core import Driver, DriverConfig, DriverError, DriverState, Option, Status
-from nutlite.drivers.serialport import PortError, SerialPort
+from nutlite.drivers.core import DriverConfig, DriverError, DriverState, Option, Status
+from nutlite.drivers.serialport import PortError, SerialDriver, SerialPort
 
 COMMON_OPTIONS: tuple[Option, ...] = (
     Option("offdelay", "Delay before UPS shutdown (seconds, 12..600; default 30)"),
@@ -32,7 +32,7 @@ COMMON_OPTIONS: tuple[Option, ...] = (
 )
 
 
-class QxDriver(Driver):
+class QxDriver(SerialDriver):
     """The Q1 driver; class attributes select nutdrv_qx's or blazer_ser's ways."""
 
     name: ClassVar[str] = "nutdrv_qx"
@@ -62,7 +62,6 @@ class QxDriver(Driver):
         self.batt_low: float | None = None
         self.batt_high: float | None = None
         self._start_range: tuple[float, float] | None = None  # for the runtime model's first charge
-        self._fault: str | None = None
         self._full: q1.Q1Reply | None = None  # the last status reply fully published
         self._full_at = 0.0
         self._pending_first: q1.Q1Reply | None = None
@@ -263,10 +262,7 @@ class QxDriver(Driver):
             self._publish(r, alarms=True)
         else:
             self._publish_status(r, alarms=None)
-        if self._fault is not None:
-            self.log.warning("the UPS answers again")
-            self._fault = None
-        self.dataok()
+        self._answered()
 
     def _publish_status(self, r: q1.Q1Reply, alarms: bool | None) -> None:
         """ups.status, and the alarms when ``alarms`` (cleared when False, kept as they are when None).
@@ -287,12 +283,6 @@ class QxDriver(Driver):
                 self.alarm_set("Shutdown imminent!")
             self.alarm_commit()
         self.status_commit()
-
-    def _failed(self, why: str) -> None:
-        if why != self._fault:
-            self.log.error("data stale: %s", why)
-        self._fault = why
-        self.datastale()
 
     def _publish(self, r: q1.Q1Reply, alarms: bool) -> None:
         assert self.protocol is not None

@@ -34,22 +34,14 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from nutlite.drivers.serialport import show
+
 CR = "\r"
 Query = Callable[[str], "str | None"]  # send a command (without CR), get the reply line (without CR)
 
 
 class Q1Error(ValueError):
     """A reply that does not fit the protocol; the message says what arrived."""
-
-
-def show(reply: str | bytes | None, limit: int = 60) -> str:
-    """A reply as a log-friendly literal (control bytes escaped, long replies cut)."""
-    if reply is None:
-        return "nothing"
-    if isinstance(reply, str):
-        reply = reply.encode("latin-1", "replace")
-    text = repr(reply[:limit])
-    return text + ("…" if len(reply) > limit else "")
 
 
 # --------------------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@
 * **Reopen**: when the adapter disappears (USB-serial unplugged), the port is closed; every later
   :meth:`SerialPort.ask` tries to open it again and says so in the log once it worked.
 * **Timeouts and garbage** come back as :class:`PortError` / ``None`` replies; the driver marks its data
-  stale and logs what arrived.
+  stale and logs what arrived (:func:`show`), once per fault (:class:`SerialDriver`).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from nutlite.drivers.core import DriverError
+from nutlite.drivers.core import Driver, DriverConfig, DriverError, DriverState
 
 log = logging.getLogger("nutlite.driver.serial")
 
@@ -45,6 +45,38 @@ def lock_dirs() -> tuple[Path, ...]:
 
 class PortError(Exception):
     """The port is gone or broken (the driver will try to reopen it)."""
+
+
+def show(reply: str | bytes | None, limit: int = 60) -> str:
+    """A reply as a log-friendly literal (control bytes escaped, long replies cut)."""
+    if reply is None:
+        return "nothing"
+    if isinstance(reply, str):
+        reply = reply.encode("latin-1", "replace")
+    text = repr(reply[:limit])
+    return text + ("…" if len(reply) > limit else "")
+
+
+class SerialDriver(Driver):
+    """Base of the drivers that poll a UPS on a serial port: a fault (no reply, garbage, the port gone)
+    marks the data stale and is logged once, not at every poll; so is the UPS answering again."""
+
+    def __init__(self, config: DriverConfig, state: DriverState | None = None) -> None:
+        super().__init__(config, state)
+        self._fault: str | None = None  # what went wrong at the last poll (None: it went well)
+
+    def _failed(self, why: str) -> None:
+        if why != self._fault:
+            self.log.error("data stale: %s", why)
+        self._fault = why
+        self.datastale()
+
+    def _answered(self) -> None:
+        """A good poll: the data is fresh (again)."""
+        if self._fault is not None:
+            self.log.warning("the UPS answers again")
+            self._fault = None
+        self.dataok()
 
 
 def _owner(uid: int) -> str:

@@ -43,10 +43,12 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from nutlite.sim.pty import PtyServer
+from nutlite.sim.script import ScriptedUps
 
 log = logging.getLogger("nutlite.sim.apc")
 
@@ -94,8 +96,12 @@ def capability_reply(locale: str = "I") -> str:
 
 
 @dataclass
-class ApcUps:
+class ApcUps(ScriptedUps):
     """The state of a simulated APC Smart-UPS and its command interpreter."""
+
+    _log: ClassVar[logging.Logger] = log
+    _battery_attr: ClassVar[str] = "charge"
+    _garbage_reply: ClassVar[bytes] = b"\xff\x00~#garbage\xfe" + CRLF
 
     model: str = "Smart-UPS 1000"
     firmware: str = "60.11.I"  # "b": the last letter is the locale
@@ -226,13 +232,8 @@ class ApcUps:
                 out, self._pending = self._pending + out, b""
         return out
 
-    def _damage(self, reply: bytes) -> bytes:
-        fault, self._next_fault = self._next_fault, None
-        if fault == "garbage":
-            return b"\xff\x00~#garbage\xfe" + CRLF
-        if fault == "truncate":
-            return reply[: max(1, (len(reply) - 2) // 2)]
-        return reply
+    def _truncated(self, reply: bytes) -> bytes:
+        return reply[: max(1, (len(reply) - 2) // 2)]
 
     def _char(self, ch: str) -> str | None:
         if self._string_entry is not None:
@@ -272,8 +273,7 @@ class ApcUps:
         digits, self._at = self._at or "", None
         cmd = "@" + digits
         self.commands[-1] = cmd
-        self.shutdowns.append(Shutdown(cmd, self.effective_on_battery))
-        log.info("shutdown received: %s", cmd)
+        self._shut_down(Shutdown(cmd, self.effective_on_battery))
         return "OK"
 
     def handle(self, c: str) -> str | None:
@@ -304,8 +304,7 @@ class ApcUps:
         if c == "S":
             if not self.effective_on_battery:
                 return "NA"
-            self.shutdowns.append(Shutdown("S", True))
-            log.info("shutdown received: S")
+            self._shut_down(Shutdown("S", True))
             return "OK"
         if c == "U":
             self._sim_fail_until = self.clock() + self.simulated_failure_seconds
@@ -332,8 +331,7 @@ class ApcUps:
             return None
         if c == "\x0e":
             return "OK"
-        self.shutdowns.append(Shutdown(c, self.effective_on_battery))
-        log.info("shutdown received: %s", c)
+        self._shut_down(Shutdown(c, self.effective_on_battery))
         return "OK" if c == "K" else "*"
 
     def _step(self, name: str | None) -> str:
@@ -391,92 +389,59 @@ class ApcUps:
         fn = table.get(c)
         return fn() if fn is not None else None
 
-    def tick(self, now: float | None = None) -> None:
-        """Move the battery on by the time passed; end a simulated power failure; send alerts."""
-        now = self.clock() if now is None else now
-        with self._lock:
-            if self._last_tick is not None:
-                dt = now - self._last_tick
-                if self.on_battery and self.drain_rate:
-                    self.charge = max(0.0, self.charge - self.drain_rate * dt)
-                elif not self.on_battery and self.charge_rate:
-                    self.charge = min(100.0, self.charge + self.charge_rate * dt)
-            self._last_tick = now
-            if self._sim_fail_until is not None and now >= self._sim_fail_until:
-                self._sim_fail_until = None
-            self._check_alerts()
+    # -- the battery drift (ScriptedUps.tick): charge, down on battery, up to 100 % on mains; then the end
+    # of a simulated power failure and the alerts
+    def _on_battery_power(self) -> bool:
+        return self.on_battery
 
-    # -- scripting
-    def apply(self, line: str) -> float:
-        """Carry out one script line; returns seconds to sleep (``sleep``), else 0."""
-        words = line.split("#", 1)[0].split()
-        if not words:
-            return 0.0
-        op, args = words[0].lower(), words[1:]
-        arg = args[0] if args else ""
-        on = arg.lower() in ("on", "1", "yes", "true")
-        with self._lock:
-            self.tick()
-            if op == "mains":
-                self.on_battery = not on
-                if on:
-                    self.input_voltage = self.output_voltage = float(self.nominal_voltage)
-                    self.boost = self.trim = False
-                else:
-                    self.reason = "L"
-            elif op == "drain":
-                self.drain_rate = float(arg)
-            elif op == "recharge":
-                self.charge_rate = float(arg)
-            elif op == "battery":
-                self.charge = float(arg)
-            elif op == "lowbatt":
-                self.low_battery = on
-            elif op == "load":
-                self.load = float(arg)
-            elif op == "replace":
-                self.replace = on
-            elif op == "boost":
-                self.boost, self.trim = True, False
-                self.input_voltage, self.output_voltage = 190.0, float(self.nominal_voltage)
-            elif op == "trim":
-                self.boost, self.trim = False, True
-                self.input_voltage, self.output_voltage = 255.0, float(self.nominal_voltage)
-            elif op == "normal":
-                self.boost = self.trim = False
+    def _battery_full(self) -> float:
+        return 100.0
+
+    def _ticked(self, now: float) -> None:
+        if self._sim_fail_until is not None and now >= self._sim_fail_until:
+            self._sim_fail_until = None
+        self._check_alerts()
+
+    # -- scripting: the actions of an APC UPS (the others: nutlite.sim.script)
+    def _apply_op(self, op: str, arg: str, args: list[str], on: bool) -> bool:
+        if op == "mains":
+            self.on_battery = not on
+            if on:
                 self.input_voltage = self.output_voltage = float(self.nominal_voltage)
-            elif op == "calibrate":
-                self.calibrating = on
-            elif op in ("input", "output", "freq", "temp"):
-                attr = {"input": "input_voltage", "output": "output_voltage", "freq": "frequency",
-                        "temp": "temperature"}[op]
-                setattr(self, attr, float(arg))
-            elif op == "eeprom":
-                self.settings[arg] = args[1].replace("_", " ")
-            elif op == "reason":
-                self.reason = arg[:1]
-            elif op == "selftest":
-                self.selftest = arg
-            elif op == "alerts":
-                self.alerts = on
-            elif op == "mute":
-                self.muted = True
-            elif op == "unmute":
-                self.muted = False
-            elif op in ("garbage", "truncate"):
-                self._next_fault = op
-            elif op == "sleep":
-                return float(arg)
+                self.boost = self.trim = False
             else:
-                raise ValueError(f"unknown simulator action: {line.strip()!r}")
-            self._check_alerts()
-        return 0.0
+                self.reason = "L"
+        elif op == "recharge":
+            self.charge_rate = float(arg)
+        elif op == "lowbatt":
+            self.low_battery = on
+        elif op == "replace":
+            self.replace = on
+        elif op == "boost":
+            self.boost, self.trim = True, False
+            self.input_voltage, self.output_voltage = 190.0, float(self.nominal_voltage)
+        elif op == "trim":
+            self.boost, self.trim = False, True
+            self.input_voltage, self.output_voltage = 255.0, float(self.nominal_voltage)
+        elif op == "normal":
+            self.boost = self.trim = False
+            self.input_voltage = self.output_voltage = float(self.nominal_voltage)
+        elif op == "calibrate":
+            self.calibrating = on
+        elif op == "eeprom":
+            self.settings[arg] = args[1].replace("_", " ")
+        elif op == "reason":
+            self.reason = arg[:1]
+        elif op == "selftest":
+            self.selftest = arg
+        elif op == "alerts":
+            self.alerts = on
+        else:
+            return False
+        return True
 
-    def run_script(self, lines: Iterable[str], sleep: Callable[[float], None] = time.sleep) -> None:
-        for line in lines:
-            pause = self.apply(line)
-            if pause:
-                sleep(pause)
+    def _applied(self) -> None:
+        self._check_alerts()
 
 
 class PtyApc(PtyServer):

@@ -43,10 +43,12 @@ import os
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 from nutlite.sim.pty import PtyServer
+from nutlite.sim.script import ScriptedUps
 
 log = logging.getLogger("nutlite.sim.q1")
 
@@ -61,8 +63,13 @@ class Shutdown:
 
 
 @dataclass
-class Q1Ups:
+class Q1Ups(ScriptedUps):
     """The state of a simulated Megatec UPS and its command interpreter."""
+
+    _log: ClassVar[logging.Logger] = log
+    _battery_attr: ClassVar[str] = "battery_voltage"
+    _load_type: ClassVar[Callable[[str], Any]] = int
+    _garbage_reply: ClassVar[bytes] = b"\xff\x00#@!garbage?\xfe\r"
 
     input_voltage: float = 230.0
     fault_voltage: float = 230.0
@@ -121,13 +128,8 @@ class Q1Ups:
                 self._buf = b""
         return out
 
-    def _damage(self, reply: bytes) -> bytes:
-        fault, self._next_fault = self._next_fault, None
-        if fault == "garbage":
-            return b"\xff\x00#@!garbage?\xfe\r"
-        if fault == "truncate":
-            return reply[: len(reply) // 2] + b"\r"
-        return reply
+    def _truncated(self, reply: bytes) -> bytes:
+        return reply[: len(reply) // 2] + b"\r"
 
     def handle(self, cmd: str) -> bytes | None:
         """The reply to one command (without its CR), or None for commands the UPS does not answer."""
@@ -158,10 +160,9 @@ class Q1Ups:
             n = m.group(1)
             off = float(n) * 60
             restore = int(m.group(2)) if m.group(2) is not None else None
-            self.shutdowns.append(Shutdown(cmd, off, restore))
+            when = "never" if restore is None else f"after {restore} min"
+            self._shut_down(Shutdown(cmd, off, restore), f" (off in {off:g}s, restore {when})")
             self.shutdown_active = True
-            log.info("shutdown received: %s (off in %gs, restore %s)", cmd, off,
-                     "never" if restore is None else f"after {restore} min")
             return None
         # Megatec units echo unknown commands back (NUT's q1 fallback relies on it)
         return cmd.encode("latin-1") + b"\r"
@@ -174,87 +175,49 @@ class Q1Ups:
                 f"{self.load:03d} {self.frequency:04.1f} {battvolt(self.battery_voltage)} "
                 f"{self.temperature:04.1f} {bits}")
 
-    def tick(self, now: float | None = None) -> None:
-        """Move the battery voltage on by the time passed."""
-        now = self.clock() if now is None else now
-        with self._lock:
-            if self._last_tick is not None:
-                dt = now - self._last_tick
-                if self.utility_fail and self.drain_rate:
-                    self.battery_voltage = max(0.0, self.battery_voltage - self.drain_rate * dt)
-                elif not self.utility_fail and self.charge_rate:
-                    self.battery_voltage = min(self.full_battery, self.battery_voltage + self.charge_rate * dt)
-            self._last_tick = now
+    # -- the battery drift (ScriptedUps.tick): battery voltage, down on battery, up to full on mains
+    def _on_battery_power(self) -> bool:
+        return self.utility_fail
 
-    # -- scripting
-    def apply(self, line: str) -> float:
-        """Carry out one script line; returns seconds to sleep (``sleep``), else 0."""
-        words = line.split("#", 1)[0].split()
-        if not words:
-            return 0.0
-        op, args = words[0].lower(), words[1:]
-        arg = args[0] if args else ""
-        on = arg.lower() in ("on", "1", "yes", "true")
-        with self._lock:
-            self.tick()
-            if op == "mains":
-                self.utility_fail = not on
-                self.input_voltage = self.fault_voltage = self.nominal_voltage if on else 0.0
-                if on:
-                    self.output_voltage = self.nominal_voltage
-                    self.avr = False
-            elif op == "drain":
-                self.drain_rate = float(arg)
-            elif op == "charge":
-                self.charge_rate = float(arg)
-            elif op == "battery":
-                self.battery_voltage = float(arg)
-            elif op == "lowbatt":
-                self.battery_low = on
-            elif op == "load":
-                self.load = int(arg)
-            elif op == "replace":
-                self.failed = on
-            elif op == "boost":
-                self.avr, self.input_voltage, self.fault_voltage, self.output_voltage = True, 190.0, 190.0, 230.0
-            elif op == "trim":
-                self.avr, self.input_voltage, self.fault_voltage, self.output_voltage = True, 250.0, 250.0, 220.0
-            elif op == "bypass":
-                self.avr, self.output_voltage = True, self.input_voltage
-            elif op == "normal":
+    def _battery_full(self) -> float:
+        return self.full_battery
+
+    # -- scripting: the actions of a Q1 UPS (the others: nutlite.sim.script)
+    def _apply_op(self, op: str, arg: str, args: list[str], on: bool) -> bool:
+        if op == "mains":
+            self.utility_fail = not on
+            self.input_voltage = self.fault_voltage = self.nominal_voltage if on else 0.0
+            if on:
+                self.output_voltage = self.nominal_voltage
                 self.avr = False
-                self.input_voltage = self.fault_voltage = self.output_voltage = self.nominal_voltage
-            elif op in ("input", "output", "freq", "temp"):
-                attr = {"input": "input_voltage", "output": "output_voltage", "freq": "frequency",
-                        "temp": "temperature"}[op]
-                setattr(self, attr, float(arg))
-                if op == "input":
-                    self.fault_voltage = float(arg)
-            elif op == "type":
-                self.offline_type = arg.lower() != "online"
-            elif op == "beeper":
-                self.beeper = on
-            elif op == "test":
-                self.test = on
-            elif op == "fsd":
-                self.shutdown_active = on
-            elif op == "mute":
-                self.muted = True
-            elif op == "unmute":
-                self.muted = False
-            elif op in ("garbage", "truncate"):
-                self._next_fault = op
-            elif op == "sleep":
-                return float(arg)
-            else:
-                raise ValueError(f"unknown simulator action: {line.strip()!r}")
-        return 0.0
-
-    def run_script(self, lines: Iterable[str], sleep: Callable[[float], None] = time.sleep) -> None:
-        for line in lines:
-            pause = self.apply(line)
-            if pause:
-                sleep(pause)
+        elif op == "charge":
+            self.charge_rate = float(arg)
+        elif op == "lowbatt":
+            self.battery_low = on
+        elif op == "replace":
+            self.failed = on
+        elif op == "boost":
+            self.avr, self.input_voltage, self.fault_voltage, self.output_voltage = True, 190.0, 190.0, 230.0
+        elif op == "trim":
+            self.avr, self.input_voltage, self.fault_voltage, self.output_voltage = True, 250.0, 250.0, 220.0
+        elif op == "bypass":
+            self.avr, self.output_voltage = True, self.input_voltage
+        elif op == "normal":
+            self.avr = False
+            self.input_voltage = self.fault_voltage = self.output_voltage = self.nominal_voltage
+        elif op == "input":
+            self.input_voltage = self.fault_voltage = float(arg)
+        elif op == "type":
+            self.offline_type = arg.lower() != "online"
+        elif op == "beeper":
+            self.beeper = on
+        elif op == "test":
+            self.test = on
+        elif op == "fsd":
+            self.shutdown_active = on
+        else:
+            return False
+        return True
 
 
 def battvolt(v: float) -> str:
