@@ -31,6 +31,7 @@ from nutenv import (
     dummy_ups,
     nut_quote,
     require_real_nut,
+    wait_for,
 )
 
 from nutlite.config import NOTIFY_TYPES
@@ -48,17 +49,6 @@ echo "$(date +%s.%N)|$NOTIFYTYPE|$UPSNAME|$1" >> "{events}"
 SHUTDOWN_SH = """#!/bin/sh
 echo "$(date +%s.%N) $(id -u)" >> "{out}"
 """
-
-
-def wait_until(pred: Callable[[], object], timeout: float, what: str, interval: float = 0.05) -> object:
-    end = time.monotonic() + timeout
-    while True:
-        value = pred()
-        if value:
-            return value
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
 
 
 @dataclass
@@ -196,7 +186,7 @@ class Upsmon:
             evs = [e for e in self.events() if e.type == typ]
             return evs[count - 1] if len(evs) >= count else None
         try:
-            return wait_until(found, timeout, f"{typ} from {self.dir.name}")  # type: ignore[return-value]
+            return wait_for(found, timeout, f"{typ} from {self.dir.name}")  # type: ignore[return-value]
         except AssertionError:
             raise AssertionError(f"no {typ} event from {self.dir.name} within {timeout}s; events: "
                                  f"{self.types()}\n{self.log()[-4000:]}") from None
@@ -209,7 +199,7 @@ class Upsmon:
 
     def wait_shutdown(self, timeout: float = 10) -> float:
         try:
-            wait_until(self.shutdowns, timeout, f"SHUTDOWNCMD of {self.dir.name}")
+            wait_for(self.shutdowns, timeout, f"SHUTDOWNCMD of {self.dir.name}")
         except AssertionError:
             raise AssertionError(f"SHUTDOWNCMD of {self.dir.name} not run within {timeout}s; events: "
                                  f"{self.types()}\n{self.log()[-4000:]}") from None
@@ -265,7 +255,7 @@ def numlogins(env: NutEnv, ups: str = "ups") -> int:
 
 
 def wait_logins(env: NutEnv, n: int, ups: str = "ups", timeout: float = 10) -> None:
-    wait_until(lambda: numlogins(env, ups) == n, timeout, f"{n} logins on {ups}")
+    wait_for(lambda: numlogins(env, ups) == n, timeout, f"{n} logins on {ups}")
 
 
 @pytest.fixture(params=[pytest.param("nutlite", id="nutlite-stack"),
@@ -474,7 +464,7 @@ def test_c_fsd_simulates_an_outage(make_env, upsmons) -> None:
     pri.start()
     sec.start()
     wait_logins(env, 2)
-    wait_until(lambda: (pri.dir / "upsmon.pid").exists(), 5, "pid file")
+    wait_for(lambda: (pri.dir / "upsmon.pid").exists(), 5, "pid file")
     assert pri.run("-c", "fsd").returncode == 0
     t_sec = sec.wait_shutdown()
     t_pri = pri.wait_shutdown()
@@ -490,7 +480,7 @@ def test_reload_rereads_config_but_keeps_shutdowncmd(make_env, upsmons, tmp_path
     mon = upsmons("mon", [monitor(env, role="primary")], extra='NOTIFYMSG ONBATT "first %s"\n')
     mon.start()
     wait_logins(env, 1)
-    wait_until(lambda: (mon.dir / "upsmon.pid").exists(), 5, "pid file")
+    wait_for(lambda: (mon.dir / "upsmon.pid").exists(), 5, "pid file")
     other = tmp_path / "other.sh"
     other.write_text(f"#!/bin/sh\ntouch {tmp_path}/other-ran\n")
     other.chmod(0o755)
@@ -537,7 +527,7 @@ def test_parent_death_is_noparent(make_env, upsmons) -> None:
     mon = upsmons("mon", [monitor(env, role="primary")])
     mon.start("-D")
     wait_logins(env, 1)
-    wait_until(lambda: (mon.dir / "upsmon.pid").exists(), 5, "pid file")
+    wait_for(lambda: (mon.dir / "upsmon.pid").exists(), 5, "pid file")
     child = mon.pid
     assert mon.proc is not None and child != mon.proc.pid
     os.kill(mon.proc.pid, signal.SIGKILL)  # the parent
@@ -548,7 +538,7 @@ def test_parent_death_is_noparent(make_env, upsmons) -> None:
     set_status(env, "ups", "OB")
     mon.wait_event("ONBATT")
     os.kill(child, signal.SIGTERM)
-    wait_until(lambda: numlogins(env) == 0, 10, "the child to log out")
+    wait_for(lambda: numlogins(env) == 0, 10, "the child to log out")
     assert mon.types() == ["NOPARENT", "ONBATT"]
 
 
@@ -562,7 +552,7 @@ def test_parent_follows_its_child(make_env, upsmons) -> None:
             (mon.dir / "upsmon.pid").unlink()
         mon.start("-D")
         wait_logins(env, 1)
-        wait_until(lambda: (mon.dir / "upsmon.pid").exists(), 5, "pid file")
+        wait_for(lambda: (mon.dir / "upsmon.pid").exists(), 5, "pid file")
         os.kill(mon.pid, sig)
         assert mon.wait_exit() == code
         wait_logins(env, 0)
@@ -590,7 +580,7 @@ def test_unprivileged_child_privileged_parent(make_env, upsmons, tmp_path: Path)
         mon.start("-D")
         try:
             wait_logins(env, 1)
-            wait_until(lambda: (mon.dir / "upsmon.pid").exists(), 5, "pid file")
+            wait_for(lambda: (mon.dir / "upsmon.pid").exists(), 5, "pid file")
             child = mon.pid
             uids = [int(x) for x in Path(f"/proc/{child}/status").read_text().split("Uid:")[1].split()[:4]]
             assert uids == [nobody.pw_uid] * 4
@@ -626,7 +616,7 @@ def test_sd_notify_ready_and_watchdog(make_env, upsmons, tmp_path: Path) -> None
         return "READY=1" in got and got.count("WATCHDOG=1") >= 3
 
     try:
-        wait_until(receive, 10, "READY=1 and WATCHDOG=1 messages", interval=0)
+        wait_for(receive, 10, "READY=1 and WATCHDOG=1 messages", interval=0)
     finally:
         sock.close()
     assert got.index("READY=1") >= 0
@@ -640,7 +630,7 @@ def test_background_mode(make_env, upsmons) -> None:
     mon.start("-B")
     assert mon.wait_exit(10) == 0  # the launcher returns at once
     wait_logins(env, 1)
-    wait_until(lambda: (mon.dir / "upsmon.pid").exists(), 5, "pid file")
+    wait_for(lambda: (mon.dir / "upsmon.pid").exists(), 5, "pid file")
     pids = [mon.pid]
     with contextlib.suppress(OSError, IndexError, ValueError):
         pids.append(int(Path(f"/proc/{pids[0]}/stat").read_text().rsplit(")", 1)[1].split()[1]))
@@ -655,7 +645,7 @@ def test_background_mode(make_env, upsmons) -> None:
                 return True
             return False
 
-        wait_until(gone, 5, "the daemon to exit")
+        wait_for(gone, 5, "the daemon to exit")
     finally:
         for pid in pids:  # only our own upsmon processes, should any be left
             with contextlib.suppress(OSError):

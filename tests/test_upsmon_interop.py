@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 import test_upsmon
-from nutenv import free_port
+from nutenv import free_port, wait_for
 from test_upsmon import (
     IS_ROOT,
     REAL_UPSMON,
@@ -35,7 +35,6 @@ from test_upsmon import (
     set_status,
     ups_status,
     wait_logins,
-    wait_until,
 )
 
 from nutlite.upsmon.core import MAGIC
@@ -224,12 +223,12 @@ def secondary_session(env, wire: WireLog, upsmons, flavour: str) -> list[str]:
     mon = upsmons(f"wire-sec-{flavour}", [f"ups@127.0.0.1:{wire.port} 1 monsec secpw secondary"],
                   flavour=flavour)
     mon.start("-D", "-p")
-    wait_until(lambda: len(wire.sessions) > before
+    wait_for(lambda: len(wire.sessions) > before
                and wire.sessions[before].count("GET VAR ups ups.status") >= 2, 10, "two polls")
     assert mon.proc is not None
     os.kill(mon.proc.pid, signal.SIGTERM)
     assert mon.wait_exit() in (0, 1)
-    wait_until(lambda: numlogins(env) == 0, 5, "logout")
+    wait_for(lambda: numlogins(env) == 0, 5, "logout")
     time.sleep(0.1)
     return collapse(wire.sessions[before])
 
@@ -242,7 +241,7 @@ def primary_session(env, wire: WireLog, upsmons, flavour: str) -> list[str]:
     set_status(env, "ups", "OB")
     mon.start("-D", "-p")
     helper.start("-D", "-p")
-    wait_until(lambda: numlogins(env) == 2, 10, "two logins")
+    wait_for(lambda: numlogins(env) == 2, 10, "two logins")
     set_status(env, "ups", "OB LB")
     mon.wait_shutdown()
     assert mon.wait_exit() == 0
