@@ -23,7 +23,7 @@ TOOLS: dict[str, tuple[str, str]] = {
     "upssched": ("nutlite.upssched", "timers for upsmon's events (set it as upsmon's NOTIFYCMD)"),
     "exporter": ("nutlite.exporter.main", "Prometheus exporter for local and remote NUT servers"),
     "bootguard": ("nutlite.bootguard", "after a power-fail shutdown, wait at boot for the UPS to recharge"),
-    "demo": ("nutlite.demo", "run the whole stack on a simulated UPS (make run)"),
+    "demo": ("nutlite.demo", "run the whole stack on simulated UPSes (make run)"),
     "sim": ("nutlite.sim.main", "UPS simulators on a pseudo-terminal: sim q1|apc [--link PATH] [--script FILE]"),
 }
 
