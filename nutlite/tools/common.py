@@ -124,11 +124,13 @@ def split_ups(text: str | None) -> UpsAddress | None:
         return None
 
 
-def client_for(addr: UpsAddress, timeout: float | None = None) -> NutClient:
-    """A (not yet connected) client for the server of ``addr``."""
-    if timeout is None:
-        return NutClient(addr.host, addr.port)
-    return NutClient(addr.host, addr.port, timeout=timeout)
+def open_target(text: str | None) -> tuple[str, NutClient] | None:
+    """``upsname[@hostname[:port]]`` -> (the UPS name, a not yet connected client for its server); on
+    error print NUT's messages and return None."""
+    addr = split_ups(text)
+    if addr is None:
+        return None
+    return addr.upsname or "", NutClient(addr.host, addr.port)
 
 
 def login_name() -> str:

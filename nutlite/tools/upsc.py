@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 
 from nutlite.client import AddressError, NutClient, NutClientError, split_hostport
-from nutlite.tools.common import banner, err, finish_option, parse_options, split_ups, tool_main
+from nutlite.tools.common import banner, err, finish_option, open_target, parse_options, tool_main
 
 TOOL = "upsc"
 
@@ -65,12 +65,12 @@ def list_upses(target: str | None, verbose: bool) -> int:
 
 
 def list_clients(target: str | None) -> int:
-    addr = split_ups(target)
-    if addr is None:
+    opened = open_target(target)
+    if opened is None:
         return 1
-    client = NutClient(addr.host, addr.port)
+    ups, client = opened
     try:
-        clients = client.list_client(addr.upsname or "")
+        clients = client.list_client(ups)
     except NutClientError as exc:
         return _fail(exc)
     finally:
@@ -81,11 +81,10 @@ def list_clients(target: str | None) -> int:
 
 
 def show_vars(target: str | None, var: str | None) -> int:
-    addr = split_ups(target)
-    if addr is None:
+    opened = open_target(target)
+    if opened is None:
         return 1
-    ups = addr.upsname or ""
-    client = NutClient(addr.host, addr.port)
+    ups, client = opened
     try:
         client.connect()
         if var is not None:

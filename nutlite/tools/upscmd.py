@@ -22,8 +22,8 @@ from nutlite.tools.common import (
     banner,
     err,
     finish_option,
+    open_target,
     parse_options,
-    split_ups,
     tool_main,
 )
 
@@ -65,11 +65,10 @@ def parse_timeout(text: str) -> int | None:
 
 
 def list_commands(target: str) -> int:
-    addr = split_ups(target)
-    if addr is None:
+    opened = open_target(target)
+    if opened is None:
         return 1
-    ups = addr.upsname or ""
-    client = NutClient(addr.host, addr.port)
+    ups, client = opened
     try:
         cmds = client.list_cmd(ups)
         descs = [_cmddesc(client, ups, cmd) for cmd in cmds]
@@ -146,11 +145,10 @@ def send_tracked(client: NutClient, what: str, send: Callable[[], str | None], w
 def run_command(
     target: str, cmd: str, param: str | None, user: str | None, password: str | None, wait: bool, timeout: int
 ) -> int:
-    addr = split_ups(target)
-    if addr is None:
+    opened = open_target(target)
+    if opened is None:
         return 1
-    ups = addr.upsname or ""
-    client = NutClient(addr.host, addr.port)
+    ups, client = opened
     try:
         client.connect()
         if "." not in cmd:

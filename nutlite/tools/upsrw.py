@@ -15,9 +15,9 @@ from nutlite.tools.common import (
     err,
     finish_option,
     login_name,
+    open_target,
     parse_options,
     read_line,
-    split_ups,
     tool_main,
 )
 from nutlite.tools.upscmd import DEFAULT_WAIT, SendOptions, authenticate, send_tracked
@@ -100,11 +100,10 @@ def type_block(var: str, vtype: VarType, client: NutClient, ups: str) -> list[st
 
 
 def print_rw(target: str) -> int:
-    addr = split_ups(target)
-    if addr is None:
+    opened = open_target(target)
+    if opened is None:
         return 1
-    ups = addr.upsname or ""
-    client = NutClient(addr.host, addr.port)
+    ups, client = opened
     try:
         rw = client.list_rw(ups)
         for var in rw:
@@ -136,12 +135,11 @@ def print_rw(target: str) -> int:
 def set_variable(
     target: str, setting: str, user: str | None, password: str | None, wait: bool, timeout: int
 ) -> int:
-    addr = split_ups(target)
-    if addr is None:
+    opened = open_target(target)
+    if opened is None:
         return 1
-    ups = addr.upsname or ""
+    ups, client = opened
     var, sep, value = setting.partition("=")
-    client = NutClient(addr.host, addr.port)
     try:
         client.connect()
         if "." not in var:
