@@ -258,6 +258,22 @@ def wait_logins(env: NutEnv, n: int, ups: str = "ups", timeout: float = 10) -> N
     wait_for(lambda: numlogins(env, ups) == n, timeout, f"{n} logins on {ups}")
 
 
+def run_power_failure(env: NutEnv, pri: Upsmon, sec: Upsmon, sec_args: tuple[str, ...] = ()) -> tuple[float, float, float]:
+    """Start both upsmons, then OL -> OB -> OB LB on UPS 'ups'; returns (when LB was set, the
+    secondary's shutdown, the primary's shutdown)."""
+    pri.start()
+    sec.start(*sec_args)
+    wait_logins(env, 2)
+    set_status(env, "ups", "OB DISCHRG")
+    pri.wait_event("ONBATT")
+    sec.wait_event("ONBATT")
+    t0 = time.time()
+    set_status(env, "ups", "OB LB DISCHRG")
+    t_sec = sec.wait_shutdown(timeout=10)
+    t_pri = pri.wait_shutdown(timeout=15)
+    return t0, t_sec, t_pri
+
+
 @pytest.fixture(params=[pytest.param("nutlite", id="nutlite-stack"),
                         pytest.param("debian", id="debian-stack", marks=pytest.mark.interop)])
 def stack(request: pytest.FixtureRequest) -> str:
@@ -309,16 +325,7 @@ def test_a_primary_waits_for_secondary_then_shuts_down(stack: str, make_env, ups
     pri = upsmons("primary", [monitor(env, role="primary")], HOSTSYNC=10, FINALDELAY=0)
     sec = upsmons("secondary", [monitor(env, role="secondary")], HOSTSYNC=10, FINALDELAY=2)
     assert pri.check_flag() == 1
-    pri.start()  # split mode when root
-    sec.start("-D", "-p")
-    wait_logins(env, 2)
-    set_status(env, "ups", "OB DISCHRG")
-    pri.wait_event("ONBATT")
-    sec.wait_event("ONBATT")
-    t0 = time.time()
-    set_status(env, "ups", "OB LB DISCHRG")
-    t_sec = sec.wait_shutdown(timeout=10)
-    t_pri = pri.wait_shutdown(timeout=15)
+    t0, t_sec, t_pri = run_power_failure(env, pri, sec, ("-D", "-p"))  # the primary in split mode when root
     assert ups_status(env).split()[0] == "FSD"
     # the primary waited for the secondary: FSD seen (<= 1 poll) + its FINALDELAY of 2 s, not HOSTSYNC
     assert t_pri >= t_sec, (t_pri, t_sec)

@@ -32,9 +32,9 @@ from test_upsmon import (
     fake_ups,
     monitor,
     numlogins,
+    run_power_failure,
     set_status,
     ups_status,
-    wait_logins,
 )
 
 from nutlite.upsmon.core import MAGIC
@@ -56,21 +56,6 @@ def _real_nut() -> None:
     require_real_nut()
     if not REAL_UPSMON.exists():
         pytest.skip("Debian's upsmon (nut-client) is not installed")
-
-
-def run_power_failure(env, pri: Upsmon, sec: Upsmon) -> tuple[float, float, float]:
-    """OL -> OB -> OB LB on UPS 'ups'; returns (t0, secondary's shutdown, primary's shutdown)."""
-    pri.start()
-    sec.start()
-    wait_logins(env, 2)
-    set_status(env, "ups", "OB DISCHRG")
-    pri.wait_event("ONBATT")
-    sec.wait_event("ONBATT")
-    t0 = time.time()
-    set_status(env, "ups", "OB LB DISCHRG")
-    t_sec = sec.wait_shutdown(timeout=10)
-    t_pri = pri.wait_shutdown(timeout=15)
-    return t0, t_sec, t_pri
 
 
 def check_power_failure(env, pri: Upsmon, sec: Upsmon, t0: float, t_sec: float, t_pri: float) -> None:
@@ -120,16 +105,7 @@ def test_nutlite_secondary_of_debian_upsd(make_env, upsmons, tmp_path: Path) -> 
     pri = upsmons("debian-primary", [monitor(env, role="primary")], flavour="debian", HOSTSYNC=10, FINALDELAY=0)
     sec = upsmons("nutlite-secondary", [monitor(env, role="secondary")], HOSTSYNC=10, FINALDELAY=2)
     sec_args = ("-D", "-p")  # one process: SHUTDOWNCMD has run before it logs out
-    pri.start()
-    sec.start(*sec_args)
-    wait_logins(env, 2)
-    set_status(env, "ups", "OB DISCHRG")
-    pri.wait_event("ONBATT")
-    sec.wait_event("ONBATT")
-    t0 = time.time()
-    set_status(env, "ups", "OB LB DISCHRG")
-    t_sec = sec.wait_shutdown(timeout=10)
-    t_pri = pri.wait_shutdown(timeout=15)
+    t0, t_sec, t_pri = run_power_failure(env, pri, sec, sec_args)
     check_power_failure(env, pri, sec, t0, t_sec, t_pri)
     cross_check_flags(tmp_path, sec, pri)
 
