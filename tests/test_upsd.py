@@ -45,16 +45,15 @@ def fake_ups(name: str = "fake", status: str = "OL", desc: str | None = "scripte
 
 
 @pytest.fixture
-def make_env(tmp_path: Path) -> Iterator[Callable[..., NutEnv]]:
+def make_env(nut_env_factory: Callable[..., NutEnv]) -> Iterator[Callable[..., NutEnv]]:
+    """``make(upses=[fake 'ups'], start=True, **NutEnv kwargs)``, nutlite's upsd by default; no upsd
+    log may show a Traceback."""
     envs: list[NutEnv] = []
 
     def make(upses: list[UpsSpec] | None = None, *, start: bool = True, **kw: object) -> NutEnv:
         kw.setdefault("upsd_flavour", "nutlite")
-        env = NutEnv(tmp_path / f"env{len(envs)}", [fake_ups()] if upses is None else upses,
-                     **kw)  # type: ignore[arg-type]
+        env = nut_env_factory([fake_ups()] if upses is None else upses, start=start, **kw)
         envs.append(env)
-        if start:
-            env.start()
         return env
 
     yield make

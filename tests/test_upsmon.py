@@ -284,21 +284,13 @@ def stack(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def make_env(tmp_path: Path) -> Iterator[Callable[..., NutEnv]]:
-    envs: list[NutEnv] = []
+def make_env(nut_env_factory: Callable[..., NutEnv]) -> Callable[..., NutEnv]:
+    """``make(upses, flavour)``: a started stack whose driver and upsd are both of ``flavour``."""
 
     def make(upses: list[UpsSpec], flavour: str = "nutlite", **kw: object) -> NutEnv:
-        if flavour == "debian":
-            require_real_nut()
-        env = NutEnv(tmp_path / f"nut{len(envs)}", upses, driver_flavour=flavour, upsd_flavour=flavour,
-                     **kw)  # type: ignore[arg-type]
-        envs.append(env)
-        env.start()
-        return env
+        return nut_env_factory(upses, driver_flavour=flavour, upsd_flavour=flavour, **kw)
 
-    yield make
-    for env in envs:
-        env.stop()
+    return make
 
 
 @pytest.fixture
