@@ -171,6 +171,34 @@ def test_alerts_act_before_the_next_poll(nut_env_factory: Callable[..., NutEnv],
     assert "alert from the UPS: '!' (on battery)" in log and "alert from the UPS: '$'" in log
 
 
+class LowBatteryMidPoll(ApcUps):
+    """Goes low on battery in the middle of a poll: right after answering its first Q on battery."""
+
+    armed = False
+    done = False
+
+    def feed(self, data: bytes) -> bytes:
+        if self.armed and not self.done:
+            self.done = True
+            self.apply("lowbatt on")  # "%" goes out now, in front of this command's reply
+        out = super().feed(data)
+        if data == b"Q" and self.on_battery and not self.done:
+            self.armed = True
+        return out
+
+
+def test_alert_during_a_poll_is_not_undone_by_it(nut_env_factory: Callable[..., NutEnv], tmp_path: Path) -> None:
+    """An alert that arrives after the poll's Q reply is newer than that reading: LB must stay."""
+    with PtyApc(LowBatteryMidPoll(), link=tmp_path / "ttyMid") as sim:
+        env = start_env(nut_env_factory, sim, pollinterval="60")
+        assert get(env) == 'VAR apc ups.status "OL"'
+        sim.ups.apply("mains off")  # "!": status now, then a poll at once, during which "%" comes
+        wait_for(lambda: sim.ups.done, 5, "the low battery during the poll", env)
+        wait_for(lambda: get(env) == 'VAR apc ups.status "OB LB"', 5, "LB kept after the poll", env)
+        time.sleep(1)
+        assert get(env) == 'VAR apc ups.status "OB LB"'
+
+
 def test_two_step_confirmation(nut_env_factory: Callable[..., NutEnv], sim: PtyApc) -> None:
     env = start_env(nut_env_factory, sim, pollinterval="5")
     with env.connect(timeout=10) as c:

@@ -296,8 +296,9 @@ class ApcSmart(SerialDriver):
             self._own_lock = asyncio.Lock()
         return self._own_lock
 
-    async def _io(self, fn: Any, *args: Any) -> Any:
-        """Run blocking port work; act on the alerts it met; watch the port for more."""
+    async def _io(self, fn: Any, *args: Any, act_on_alerts: bool = True) -> Any:
+        """Run blocking port work; act on the alerts it met (unless the caller will, after it has used
+        the result); watch the port for more."""
         try:
             async with self._port_lock:
                 result = await self.run_blocking(fn, *args)
@@ -306,7 +307,8 @@ class ApcSmart(SerialDriver):
             self._resync = True
             self._handle_alerts()
             raise
-        self._handle_alerts()
+        if act_on_alerts:
+            self._handle_alerts()
         self._watch()
         return result
 
@@ -415,11 +417,14 @@ class ApcSmart(SerialDriver):
         full = self._rescan
         chars = [apc.STATUS] + [v.char for v in self.supported if v.poll or full]
         try:
-            replies, why = await self._io(self._poll, chars)
+            # Alerts met during the poll are applied after its status reading (below), not before:
+            # one that came after the Q reply is newer than it and must not be overwritten by it.
+            replies, why = await self._io(self._poll, chars, act_on_alerts=False)
         except PortError as exc:
             self._failed(f"port problem: {exc}")
             return
         if why is not None:
+            self._handle_alerts()
             self._resync = True
             self._failed(why)
             return
@@ -434,13 +439,15 @@ class ApcSmart(SerialDriver):
                     values[var.name] = var.value(reply)
         except apc.ApcError as exc:
             what = f" ({apc.VAR_BY_CHAR[c].name})" if c in apc.VAR_BY_CHAR else ""
+            self._handle_alerts()
             self._resync = True
             self._failed(f"reply to {apc.char_name(c)}{what}: {exc}")
             return
         self.bits = bits
         for name, value in values.items():
             self.setinfo(name, value)
-        self._publish_status()
+        if not self._handle_alerts():  # the alerts on top of the reading; it publishes the status
+            self._publish_status()
         if full:
             self._rescan = False
         self._answered()
