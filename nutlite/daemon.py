@@ -15,6 +15,8 @@ from pathlib import Path
 
 log = logging.getLogger("nutlite")
 
+DEFAULT_USER = "nut"  # NUT's build-time run-as account (Debian's too): who a daemon started as root becomes
+
 SIGNALS = {"reload": signal.SIGHUP, "stop": signal.SIGTERM}
 
 
@@ -167,6 +169,66 @@ def wait_gone(pid: int, timeout: float) -> bool:
             pass
         time.sleep(0.05)
     return False
+
+
+def account_name(uid: int) -> str:
+    """The user name of ``uid``, or the number when it has none."""
+    import pwd
+
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
+
+
+def group_name(gid: int) -> str:
+    """The group name of ``gid``, or the number when it has none."""
+    import grp
+
+    try:
+        return grp.getgrgid(gid).gr_name
+    except KeyError:
+        return str(gid)
+
+
+def describe_path(path: str | os.PathLike[str]) -> str:
+    """``/run/nut is owned by user root (UID 0), group root (GID 0), mode 0755`` (or why it cannot be
+    looked at): the facts NUT FAQ #4 asks a user to check."""
+    import stat
+
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        return f"{path}: {exc.strerror or exc}"
+    return (f"{path} is owned by user {account_name(st.st_uid)} (UID {st.st_uid}), group "
+            f"{group_name(st.st_gid)} (GID {st.st_gid}), mode {stat.S_IMODE(st.st_mode):04o}")
+
+
+def running_as() -> str:
+    """``This program is currently running as nut (UID 102)``."""
+    uid = os.geteuid()
+    return f"This program is currently running as {account_name(uid)} (UID {uid})"
+
+
+def resolve_user(requested: str | None) -> str | None:
+    """Who a daemon becomes: ``requested`` (``-u`` or a configuration setting) when given; when started
+    as root without one, NUT's ``nut`` account; None when not root and nothing was asked for.
+
+    Raises SystemExit with what to do when root has no account to switch to."""
+    if requested:
+        return requested
+    if os.geteuid() != 0:
+        return None
+    import pwd
+
+    try:
+        pwd.getpwnam(DEFAULT_USER)
+    except KeyError:
+        raise SystemExit(
+            f"started as root without -u, and there is no '{DEFAULT_USER}' account to switch to: create it "
+            f"(systemd-sysusers, or: adduser --system --group {DEFAULT_USER}), or pass -u root to stay root"
+        ) from None
+    return DEFAULT_USER
 
 
 def drop_privileges(user: str | None) -> None:

@@ -17,17 +17,15 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
-import grp
 import logging
 import os
-import pwd
-import stat
 import sys
 import termios
 import time
 from pathlib import Path
 from typing import Any
 
+from nutlite.daemon import describe_path, running_as
 from nutlite.drivers.core import Driver, DriverConfig, DriverError, DriverState
 
 log = logging.getLogger("nutlite.driver.serial")
@@ -79,29 +77,11 @@ class SerialDriver(Driver):
         self.dataok()
 
 
-def _owner(uid: int) -> str:
-    try:
-        return pwd.getpwuid(uid).pw_name
-    except KeyError:
-        return str(uid)
-
-
-def _group(gid: int) -> str:
-    try:
-        return grp.getgrgid(gid).gr_name
-    except KeyError:
-        return str(gid)
-
-
 def permission_message(port: str, exc: OSError) -> str:
     """NUT FAQ #4's explanation for a port that cannot be opened for lack of rights."""
-    uid = os.geteuid()
-    lines = [f"Unable to open {port}: {exc.strerror or exc}",
-             f"This program is currently running as {_owner(uid)} (UID {uid})"]
-    with contextlib.suppress(OSError):
-        st = os.stat(port)
-        lines.append(f"{port} is owned by user {_owner(st.st_uid)} (UID {st.st_uid}), group "
-                     f"{_group(st.st_gid)} (GID {st.st_gid}), mode {stat.S_IMODE(st.st_mode):04o}")
+    lines = [f"Unable to open {port}: {exc.strerror or exc}", running_as()]
+    if os.path.exists(port):
+        lines.append(describe_path(port))
     lines.append(f"Change the port name, or fix the permissions or ownership of {port} and try again "
                  "(or set 'user = ...' in ups.conf to an account that may use it).")
     return "\n".join(lines)
