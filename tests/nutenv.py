@@ -43,6 +43,35 @@ from pathlib import Path
 REAL_NUT_DIR = Path("/lib/nut")
 REAL_UPSD = REAL_NUT_DIR / "upsd"
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# Started as root, every daemon switches to user "nut", which may not read the checkout (CI's is root-only)
+# nor root's tmp files: tests that are not about that switch pass these flags to stay root.
+STAY_ROOT: list[str] = ["-u", "root"] if os.geteuid() == 0 else []
+
+
+def readable_install(packages: tuple[str, ...] = ("nutlite", "sdnotify")) -> tuple[str, Path]:
+    """An interpreter and a folder for PYTHONPATH with copies of ``packages`` (as this interpreter
+    imports them) that every user may read: what a daemon that switched to user nut can
+    import, as from an installed package (the checkout and its venv may be in a root-only folder, as in
+    CI). The caller removes the folder."""
+    import importlib.util
+    import shutil
+    import tempfile
+
+    site = Path(tempfile.mkdtemp(prefix="nutlite-site-"))
+    for name in packages:
+        spec = importlib.util.find_spec(name)
+        assert spec is not None and spec.origin is not None, name
+        src = Path(spec.origin)
+        if src.name == "__init__.py":
+            shutil.copytree(src.parent, site / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(src, site / src.name)
+    for path in [site, *site.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    # The interpreter's own files must stay readable after the switch (a lazily imported module of the
+    # standard library too): the system's Python 3 where there is one, not one in root's home.
+    python = "/usr/bin/python3" if os.access("/usr/bin/python3", os.X_OK) else sys.executable
+    return python, site
 DATA_DIR = Path(__file__).resolve().parent / "data"
 
 FLAVOURS = ("debian", "nutlite")

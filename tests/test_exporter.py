@@ -25,7 +25,7 @@ from pathlib import Path
 import bcrypt
 import pytest
 from conftest import EnvFactory
-from nutenv import DATA_DIR, REPO_ROOT, NutEnv, UpsSpec, dummy_ups, free_port
+from nutenv import DATA_DIR, REPO_ROOT, STAY_ROOT, NutEnv, UpsSpec, dummy_ups, free_port
 from prometheus_client.parser import text_string_to_metric_families
 
 from nutlite.exporter import data_file, naming
@@ -40,6 +40,7 @@ from nutlite.exporter.collector import (
     render,
 )
 from nutlite.exporter.main import Exporter, _Server, make_handler, parse_listen
+from nutlite.exporter.targets import AllowList
 from nutlite.exporter.web import WebConfigError, load_web_config
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -250,15 +251,21 @@ def test_credentials_file(tmp_path: Path) -> None:
     creds = load_credentials(f)
     assert creds[None].username == "mon" and creds[None].password == "se cret#x"
     assert creds["nas.lan:3493"].username == "a"
-    opts = Options(credentials=creds)
+    opts = Options(credentials=creds, servers=[Target("127.0.0.1"), Target("NAS.lan")])
     assert opts.credentials_for(Target("nas.lan")) is creds["nas.lan:3493"]
-    assert opts.credentials_for(Target("other")) is creds[None]
+    assert opts.credentials_for(Target("nas.lan", 3494)) is None  # a section is for its port only
+    assert opts.credentials_for(Target("127.0.0.1")) is creds[None]  # a --server
+    assert opts.credentials_for(Target("other")) is None  # not a --server: no section-less login
+    assert opts.credentials_for(Target("127.0.0.1", 3494)) is None
     assert "se cret" not in repr(creds)
     f.write_text("username = mon\npassword: x\n")
     with pytest.raises(CredentialsError, match=r"creds:2: expected"):
         load_credentials(f)
     f.write_text("username = mon\n")
     with pytest.raises(CredentialsError, match="needs both"):
+        load_credentials(f)
+    f.write_text("[nas/lan]\nusername = a\npassword = b\n")
+    with pytest.raises(CredentialsError, match=r"creds:1: bad section \[nas/lan\]: not a host name"):
         load_credentials(f)
 
 
@@ -342,8 +349,11 @@ def test_metrics_both_families_against_nutlite(two_ups_env: NutEnv) -> None:
 
 def test_probe_and_ups_metrics(two_ups_env: NutEnv) -> None:
     port = two_ups_env.port
-    # /metrics is configured for a dead server; /probe and /ups_metrics name the live one.
-    with serve(make_exporter([Target("127.0.0.1", free_port())])) as url:
+    # /metrics is configured for a dead server; /probe and /ups_metrics name the live one, which
+    # --allow-target allows (tests/test_exporter_targets.py: what is refused).
+    exporter = make_exporter([Target("127.0.0.1", free_port())])
+    exporter.allow = AllowList.parse(exporter.targets, [f"127.0.0.1:{port}"])
+    with serve(exporter) as url:
         status, body = get(f"{url}/probe?target=127.0.0.1:{port}")
         assert status == 200
         s = parse(body)
@@ -589,7 +599,7 @@ def test_command_line(tmp_path: Path, nutlite_env: NutEnv) -> None:
     creds.write_text("username = admin\npassword = adminpw\n")
     argv = [sys.executable, "-m", "nutlite", "exporter", "--listen", f"127.0.0.1:{port}",
             "--server", f"127.0.0.1:{nutlite_env.port}", "--names", "native", "--credentials-file", str(creds),
-            "--exclude", "ambient.*"]
+            "--exclude", "ambient.*", *STAY_ROOT]
     proc = subprocess.Popen(argv, env=env, stderr=subprocess.PIPE)
     try:
         status, body = _wait_http(f"http://127.0.0.1:{port}/metrics", proc)

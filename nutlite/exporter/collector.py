@@ -20,14 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from nutlite.client import (
-    DEFAULT_PORT,
-    NutClient,
-    NutClientError,
-    NutError,
-    split_hostport,
-)
+from nutlite.client import AddressError, NutClient, NutClientError, NutError
 from nutlite.exporter import naming
+from nutlite.exporter.targets import Target, parse_target
 from nutlite.parseconf import parse_text
 
 if TYPE_CHECKING:
@@ -40,23 +35,6 @@ STALE_CODES = ("DATA-STALE", "DRIVER-NOT-CONNECTED")
 
 # ------------------------------------------------------------------------------------------------
 # Targets and credentials
-
-
-@dataclass(frozen=True)
-class Target:
-    """A NUT server."""
-
-    host: str
-    port: int = DEFAULT_PORT
-
-    @classmethod
-    def parse(cls, text: str, default_port: int = DEFAULT_PORT) -> Target:
-        host, port = split_hostport(text.strip(), default_port)
-        return cls(host or "127.0.0.1", port)
-
-    def __str__(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{host}:{self.port}"
 
 
 @dataclass(frozen=True)
@@ -84,7 +62,10 @@ def load_credentials(path: str | Path) -> dict[str | None, Credentials]:
             raise CredentialsError(f"{where}: {line.error}")
         words = line.words
         if len(words) == 1 and words[0].startswith("[") and words[0].endswith("]"):
-            current = str(Target.parse(words[0][1:-1]))
+            try:
+                current = str(parse_target(words[0][1:-1]))
+            except AddressError as exc:
+                raise CredentialsError(f"{where}: bad section {words[0]}: {exc.message}") from None
             sections.setdefault(current, {})
             continue
         if len(words) == 3 and words[1] == "=" and words[0].lower() in ("username", "password"):
@@ -115,6 +96,8 @@ class Options:
     deadline: float = 10.0  # for a whole server
     credentials: dict[str | None, Credentials] = field(default_factory=dict)
     device_info: bool = True
+    # The configured servers (--server): the only ones the section-less credentials are sent to.
+    servers: Sequence[Target] = ()
 
     def wanted(self, var: str) -> bool:
         if var == "ups.status" and not self.exclude:
@@ -124,7 +107,14 @@ class Options:
         return not naming.matches(var, self.exclude)
 
     def credentials_for(self, target: Target) -> Credentials | None:
-        return self.credentials.get(str(target)) or self.credentials.get(None)
+        """The login for ``target``: its own section's, else the section-less one if ``target`` is one
+        of the configured servers, else none (a server named in a URL never gets another's password)."""
+        for key, creds in self.credentials.items():
+            if key is not None and Target.parse(key).same_server(target):
+                return creds
+        if any(s.same_server(target) for s in self.servers):
+            return self.credentials.get(None)
+        return None
 
 
 @dataclass

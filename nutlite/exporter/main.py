@@ -8,8 +8,11 @@ Endpoints:
   DRuggeri/nut_exporter's endpoint and parameters;
 * ``/-/healthy``: liveness; ``/``: a short page with links.
 
-NUT credentials come only from ``--credentials-file``; requests carrying ``username``/``password``
-parameters are refused. TLS and basic auth for HTTP come from ``--web-config-file``.
+The servers a URL may name are limited (:mod:`nutlite.exporter.targets`): the configured ones unless
+``--allow-target`` widens it; any other gets 403 and no connection. NUT credentials come only from
+``--credentials-file`` and go only to the server they are for (the section-less ones to the
+``--server`` targets); requests carrying ``username``/``password`` parameters are refused. TLS and
+basic auth for HTTP come from ``--web-config-file``.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from nutlite import __version__
 from nutlite.client import AddressError, split_hostport
-from nutlite.daemon import Notifier, setup_logging, trim_memory, tune_malloc
+from nutlite.daemon import Notifier, drop_privileges, resolve_user, setup_logging, trim_memory, tune_malloc
 from nutlite.exporter import naming
 from nutlite.exporter.collector import (
     CredentialsError,
@@ -41,6 +44,7 @@ from nutlite.exporter.collector import (
     render_results,
     scrape,
 )
+from nutlite.exporter.targets import AllowList, TargetPatternError, parse_target
 from nutlite.exporter.web import WebConfig, WebConfigError, load_web_config
 
 log = logging.getLogger("nutlite.exporter")
@@ -57,8 +61,21 @@ def _split_list(values: Sequence[str] | None) -> list[str]:
     return out
 
 
+class Refused(Exception):
+    """A URL named a target the allow list does not hold."""
+
+    def __init__(self, target: Target) -> None:
+        super().__init__(str(target))
+        self.target = target
+
+
 class Exporter:
-    """Everything a request needs: targets, options, the memory of UPS names per server."""
+    """Everything a request needs: targets, options, the memory of UPS names per server.
+
+    ``targets`` are the configured servers (--server): /metrics scrapes them, and they are the only
+    ones the credentials file's section-less login goes to. ``allow`` says which servers /probe and
+    /ups_metrics may name (default: ``targets`` and the credentials file's sections).
+    """
 
     def __init__(
         self,
@@ -66,10 +83,13 @@ class Exporter:
         options: Options,
         web: WebConfig | None = None,
         upses: Sequence[str] = (),
+        allow: AllowList | None = None,
     ) -> None:
         self.targets = list(targets)
         self.upses = list(upses)  # default UPS names for /metrics (empty: whatever LIST UPS says)
+        options.servers = tuple(self.targets)
         self.options = options
+        self.allow = allow if allow is not None else default_allow_list(self.targets, options)
         self.web = web or WebConfig()
         self.known = KnownUpses()
         self.types = TypeCache()
@@ -85,6 +105,18 @@ class Exporter:
         results = scrape(targets, options, upses, self.known, deadline, self.types)
         label = len(targets) > 1 if server_label is None else server_label
         return render_results(results, options, label, __version__)
+
+    def check_allowed(self, targets: Sequence[Target]) -> None:
+        """Raises Refused for the first of ``targets`` (named in a URL) that may not be scraped."""
+        for t in targets:
+            if not self.allow.allows(t):
+                raise Refused(t)
+
+
+def default_allow_list(servers: Sequence[Target], options: Options, patterns: Sequence[str] = ()) -> AllowList:
+    """The configured servers and the credentials file's sections, plus ``patterns`` (--allow-target)."""
+    known = [*servers, *(Target.parse(k) for k in options.credentials if k is not None)]
+    return AllowList.parse(known, patterns)
 
 
 def make_handler(exporter: Exporter) -> type[BaseHTTPRequestHandler]:
@@ -129,7 +161,9 @@ def make_handler(exporter: Exporter) -> type[BaseHTTPRequestHandler]:
                     targets = query.get("target")
                     if not targets or not targets[0]:
                         raise ValueError("the 'target' parameter is missing (target=host[:port])")
-                    self._metrics([Target.parse(targets[0])], query)
+                    target = parse_target(targets[0])
+                    exporter.check_allowed([target])
+                    self._metrics([target], query)
                 elif url.path == "/ups_metrics":
                     self._ups_metrics(query)
                 elif url.path == "/-/healthy":
@@ -138,6 +172,8 @@ def make_handler(exporter: Exporter) -> type[BaseHTTPRequestHandler]:
                     self._index()
                 else:
                     self._send(HTTPStatus.NOT_FOUND, b"Not found\n")
+            except Refused as exc:
+                self._refuse(url.path, exc.target)
             except (ValueError, AddressError) as exc:
                 self._send(HTTPStatus.BAD_REQUEST, f"{getattr(exc, 'message', exc)}\n".encode())
             except (BrokenPipeError, ConnectionResetError):
@@ -145,6 +181,14 @@ def make_handler(exporter: Exporter) -> type[BaseHTTPRequestHandler]:
             except Exception:  # nothing may take the exporter down
                 log.exception("error answering %s", url.path)
                 self._send(HTTPStatus.INTERNAL_SERVER_ERROR, b"internal error\n")
+
+        def _refuse(self, path: str, target: Target) -> None:
+            log.warning("refused %s target %s asked by %s: not a configured server nor allowed by "
+                        "--allow-target", path, target, self.client_address[0])
+            body = (f"target {target} refused: this exporter scrapes only its --server targets, the "
+                    f"servers of its credentials file and what --allow-target allows; start it with "
+                    f"--allow-target {target} (or a network such as 10.0.0.0/24, or '*') to allow it\n")
+            self._send(HTTPStatus.FORBIDDEN, body.encode())
 
         def _deadline(self) -> float | None:
             # Prometheus tells how long it will wait; answer a little before that.
@@ -181,15 +225,17 @@ def make_handler(exporter: Exporter) -> type[BaseHTTPRequestHandler]:
         def _ups_metrics(self, query: dict[str, list[str]]) -> None:
             servers = _split_list(query.get("server"))
             port = query.get("serverport", [""])[0]
-            if port and not port.isdigit():
-                raise ValueError("serverport must be a number")
+            if port and not (port.isdigit() and 0 < int(port) < 65536):
+                raise ValueError("serverport must be a number from 1 to 65535")
             if servers:
                 default = int(port) if port else 3493
-                targets = [Target.parse(s, default) for s in servers]
+                targets = [parse_target(s, default) for s in servers]
             elif port:
                 targets = [Target(t.host, int(port)) for t in exporter.targets]
             else:
                 targets = exporter.targets
+            if targets is not exporter.targets:
+                exporter.check_allowed(targets)
             self._metrics(targets, query)
 
         def _index(self) -> None:
@@ -199,7 +245,8 @@ def make_handler(exporter: Exporter) -> type[BaseHTTPRequestHandler]:
                 f"<p>NUT servers: {servers}; names: {html.escape(exporter.options.names.family)}</p>"
                 '<ul><li><a href="/metrics">/metrics</a></li>'
                 "<li>/probe?target=host[:port]</li>"
-                "<li>/ups_metrics?server=host&amp;ups=name</li></ul></body></html>\n"
+                "<li>/ups_metrics?server=host&amp;ups=name</li></ul>"
+                f"<p>Targets a URL may name: {html.escape(exporter.allow.describe())}</p></body></html>\n"
             ).encode()
             self._send(HTTPStatus.OK, body, "text/html; charset=utf-8")
 
@@ -254,12 +301,39 @@ class _Server(ThreadingHTTPServer):
         return sock, addr
 
 
+HELP_DESCRIPTION = """\
+Prometheus exporter for NUT servers: serves the variables of the UPSes of the
+local upsd, or of remote NUT servers, as Prometheus metrics over HTTP."""
+
+HELP_EPILOG = """\
+Endpoints:
+  /metrics                    every UPS of every --server
+  /probe?target=HOST[:PORT]   every UPS of one NUT server (multi-target pattern)
+  /ups_metrics?server=HOST&serverport=PORT&ups=NAME
+                              DRuggeri/nut_exporter's endpoint and parameters
+  /-/healthy                  liveness
+
+Multi-target security:
+  /probe and /ups_metrics may name only the --server targets and the servers of the
+  credentials file's sections, unless --allow-target widens it; any other target gets
+  HTTP 403 and no connection. Host names are not resolved: a name matches only that
+  name, a network only targets written as an address. The credentials file's
+  section-less login is sent only to the --server targets.
+
+See docs/exporter.md for the credentials and web config file formats."""
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="nutlite exporter", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="nutlite exporter", description=HELP_DESCRIPTION, epilog=HELP_EPILOG,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--listen", default=DEFAULT_LISTEN, metavar="ADDR:PORT",
                    help=f"HTTP address (default {DEFAULT_LISTEN}: every address, port 9199)")
     p.add_argument("--server", action="append", metavar="HOST[:PORT]",
                    help="NUT server to scrape for /metrics (repeatable; default 127.0.0.1:3493)")
+    p.add_argument("--allow-target", action="append", metavar="PATTERN",
+                   help="let /probe and /ups_metrics scrape more servers than the configured ones: HOST "
+                        "(any port), HOST:PORT, [IPv6]:PORT, a network such as 10.0.0.0/24 or 2001:db8::/32, "
+                        "or '*' for every server (repeatable, comma-separated)")
     p.add_argument("--ups", action="append", metavar="NAME",
                    help="read only these UPSes from the --server(s) (repeatable, comma-separated); they get "
                         "'up 0' series even when their server is down from the start")
@@ -279,10 +353,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="NUT username/password (lines 'username = X', 'password = Y'; [host:port] sections)")
     p.add_argument("--web-config-file", metavar="FILE",
                    help="TLS and basic auth for HTTP (exporter-toolkit web config format)")
-    p.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for each NUT reply (5)")
-    p.add_argument("--scrape-timeout", type=float, default=10.0,
+    p.add_argument("--timeout", type=float, default=5.0, metavar="SECONDS", help="seconds to wait for each NUT reply (5)")
+    p.add_argument("--scrape-timeout", type=float, default=10.0, metavar="SECONDS",
                    help="seconds for all of one server's UPSes (10); a Prometheus scrape timeout header "
                         "lowers it")
+    p.add_argument("-u", dest="user", metavar="USER",
+                   help="run as USER when started as root (default: nut, after opening the listening socket)")
     p.add_argument("-D", dest="debug", action="count", default=0, help="debug logging")
     return p
 
@@ -297,6 +373,11 @@ def main(argv: list[str] | None = None) -> int:
         names = naming.names_for(args.names, args.prefix)
         creds = load_credentials(args.credentials_file) if args.credentials_file else {}
         web = load_web_config(args.web_config_file) if args.web_config_file else WebConfig()
+        patterns = [p.strip() for v in args.allow_target or () for p in v.split(",")]  # "" is an error
+        allow = default_allow_list(targets, Options(credentials=creds), patterns)
+    except TargetPatternError as exc:
+        print(f"nutlite exporter: {exc}", file=sys.stderr)
+        return 2
     except (ValueError, AddressError, OSError) as exc:
         msg = getattr(exc, "message", None) or str(exc)
         print(f"nutlite exporter: {msg}", file=sys.stderr)
@@ -314,7 +395,7 @@ def main(argv: list[str] | None = None) -> int:
         credentials=creds,
         device_info=not args.no_device_info,
     )
-    exporter = Exporter(targets, options, web, _split_list(args.ups))
+    exporter = Exporter(targets, options, web, _split_list(args.ups), allow)
     try:
         try:
             server = _Server((host, port), make_handler(exporter), web)
@@ -325,6 +406,12 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         print(f"nutlite exporter: cannot listen on {args.listen}: {exc.strerror or exc}", file=sys.stderr)
         return 1
+    try:
+        drop_privileges(resolve_user(args.user))
+    except (SystemExit, OSError) as exc:
+        print(f"nutlite exporter: {exc}", file=sys.stderr)
+        server.server_close()
+        return 1
     stop = threading.Event()
 
     def on_signal(signum: int, frame: object) -> None:
@@ -334,8 +421,9 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     bound = server.server_address
-    log.info("listening on %s:%s (%s) for %s; names %s", bound[0] or "*", bound[1],
-             "https" if web.tls else "http", ", ".join(map(str, targets)), names.family)
+    log.info("listening on %s:%s (%s) for %s; names %s; /probe and /ups_metrics may name %s", bound[0] or "*",
+             bound[1], "https" if web.tls else "http", ", ".join(map(str, targets)), names.family,
+             allow.describe())
     Notifier().ready(f"serving {len(targets)} NUT server(s)")
     start = time.monotonic()
     try:
