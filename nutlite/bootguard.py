@@ -67,6 +67,7 @@ from nutlite.config import (
     load_upsmon_conf,
 )
 from nutlite.parseconf import parse_text
+from nutlite.tools.common import invoked_as
 
 PROG = "bootguard"
 log = logging.getLogger("nutlite.bootguard")
@@ -257,7 +258,7 @@ def clear_marker(path: Path | None) -> bool:
 
 def powerdownflag_set() -> bool:
     """What ``upsmon -K`` answers: POWERDOWNFLAG of upsmon.conf exists and holds upsmon's magic."""
-    from nutlite.upsmon.main import flag_is_set
+    from nutlite.upsmon.shutdown import flag_is_set
 
     try:
         conf = load_upsmon_conf()
@@ -407,22 +408,32 @@ def guard(settings: Settings, read: Callable[[UpsAddress], Reading] = read_ups,
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="nutlite bootguard",
-        description="After a power-fail shutdown, wait at boot until the UPS battery has recharged "
-                    "(NUT FAQ #56). Settings: BOOTGUARD_* in nut.conf; options override them.",
+        prog=invoked_as(PROG), add_help=False, formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="After a power-fail shutdown, hold the boot back until the UPS battery has\n"
+                    "recharged (NUT FAQ #56): a marker file written during the power-fail shutdown\n"
+                    "makes the next boot wait for BOOTGUARD_MIN_CHARGE percent, for at most\n"
+                    "BOOTGUARD_TIMEOUT seconds. The options override the settings in nut.conf.",
+        epilog="Files:\n  nut.conf in $NUT_CONFPATH (default /etc/nut): the BOOTGUARD_* settings\n"
+               "  the marker, BOOTGUARD_MARKER (default /var/lib/nutlite/powerfail)",
     )
     p.add_argument("action", nargs="?", default="wait", choices=("wait", "mark", "clear", "status"),
-                   help="wait (default): the boot-time guard; mark: record a power-fail shutdown; "
+                   metavar="ACTION", help="wait (the default): the boot-time guard; mark: record a power-fail shutdown; "
                         "clear: forget it; status: show the marker and the UPS readings")
+    p.add_argument("-h", "--help", action="help", help="show this help and exit")
     p.add_argument("--if-powerdownflag", action="store_true",
-                   help="mark: only if upsmon's POWERDOWNFLAG is set (what 'upsmon -K' checks)")
-    p.add_argument("--min-charge", type=float, metavar="PERCENT", help="BOOTGUARD_MIN_CHARGE (0 = off)")
-    p.add_argument("--timeout", type=float, metavar="SECONDS", help="BOOTGUARD_TIMEOUT")
-    p.add_argument("--interval", type=float, metavar="SECONDS", help="BOOTGUARD_INTERVAL")
-    p.add_argument("--marker", metavar="PATH", help="BOOTGUARD_MARKER")
-    p.add_argument("--ups", action="append", metavar="UPS[@HOST[:PORT]]", help="BOOTGUARD_UPS (repeatable)")
-    p.add_argument("--on-timeout", choices=ON_TIMEOUT, help="BOOTGUARD_ON_TIMEOUT")
-    p.add_argument("-D", dest="debug", action="count", default=0, help="more output")
+                   help="with mark: only if upsmon's POWERDOWNFLAG is set (what 'upsmon -K' checks)")
+    p.add_argument("--min-charge", type=float, metavar="PERCENT",
+                   help="battery charge to wait for, 0 = no guard (BOOTGUARD_MIN_CHARGE)")
+    p.add_argument("--timeout", type=float, metavar="SECONDS",
+                   help="longest wait (BOOTGUARD_TIMEOUT)")
+    p.add_argument("--interval", type=float, metavar="SECONDS",
+                   help="time between two readings of the UPS (BOOTGUARD_INTERVAL)")
+    p.add_argument("--marker", metavar="PATH", help="the power-fail marker file (BOOTGUARD_MARKER)")
+    p.add_argument("--ups", action="append", metavar="UPS[@HOST[:PORT]]",
+                   help="a UPS to wait for, repeatable (BOOTGUARD_UPS)")
+    p.add_argument("--on-timeout", choices=ON_TIMEOUT,
+                   help="what a timeout does: continue the boot, or fail the unit (BOOTGUARD_ON_TIMEOUT)")
+    p.add_argument("-D", dest="debug", action="count", default=0, help="raise the debug level (more output)")
     return p
 
 

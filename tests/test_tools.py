@@ -25,7 +25,7 @@ import pytest
 from nutenv import DATA_DIR, REPO_ROOT, FakeDriver, NutEnv, UpsSpec, free_port, require_real_nut
 from test_client import LineServer, answer, garbage
 
-from nutlite.tools.common import getopt
+from nutlite.tools.common import getopt, scan_options
 from nutlite.tools.upslog import compile_format, render
 
 interop = pytest.mark.interop  # the tests that need Debian's NUT (all but a few unit tests)
@@ -617,6 +617,38 @@ def test_upslog_files_rotation_and_background(env: NutEnv, tmp_path: Path) -> No
 
 
 @interop
+@pytest.mark.parametrize("args", [["--help"], ["-h"], ["-x", "-h"], ["-hx"]])
+def test_upslog_help(env: NutEnv, args: list[str]) -> None:
+    """As Debian's: one banner line, then the help; a bad option before -h gives one complaint
+    ("--help" is the bad option "-" followed by -h, which ends upslog before "e", "l", "p")."""
+    deb = run_tool(env, "debian", "upslog", args)
+    mine = run_tool(env, "nutlite", "upslog", args)
+    assert (mine.rc, mine.err) == (deb.rc, deb.err)
+    assert mine.out.splitlines()[0] == deb.out.splitlines()[0] == "Network UPS Tools upslog 2.8.0"
+    assert mine.out.count("Network UPS Tools") == deb.out.count("Network UPS Tools") == 1
+    assert "usage: upslog [OPTIONS]" in mine.out
+
+
+@interop
+@pytest.mark.skipif(os.geteuid() != 0, reason="upslog switches users only when started as root")
+def test_upslog_runs_as_nut_without_u(env: NutEnv) -> None:
+    """Started as root without -u, upslog logs as NUT's nut account; an unknown -u is a clear error."""
+    import pwd
+
+    nut = pwd.getpwnam("nut").pw_uid
+    proc = start_upslog(env, "nutlite", ["-s", f"fake@127.0.0.1:{env.port}", "-l", "-", "-i", "30"])
+    try:
+        assert len(read_lines(proc, 3)) == 3  # banner, "logging status of ...", the first line
+        status = Path(f"/proc/{proc.pid}/status").read_text()
+        assert [int(x) for x in status.split("Uid:")[1].split()[:4]] == [nut] * 4
+    finally:
+        proc.kill()
+        proc.communicate(timeout=15)
+    got = run_tool(env, "nutlite", "upslog", ["-s", f"fake@127.0.0.1:{env.port}", "-l", "-", "-u", "nosuchuser"])
+    assert got.rc == 1 and "user 'nosuchuser' does not exist" in got.err and "Traceback" not in got.err
+
+
+@interop
 def test_upslog_bad_tuple(env: NutEnv) -> None:
     got = run_tool(env, "nutlite", "upslog", ["-m", "fake@localhost"])
     assert got.rc == 1 and "-m <ups>,<logfile>" in got.err
@@ -633,6 +665,10 @@ def test_getopt() -> None:
     errors: list[str] = []
     assert getopt(["-z", "-u"], "u:", errors) == ([], [])
     assert errors == ["invalid option -- 'z'", "option requires an argument -- 'u'"]
+    # In command-line order, a bad option in its place: what upslog needs to stop at -h as NUT does.
+    assert scan_options(["--help", "x"], "h") == ([("?", "invalid option -- '-'"), ("h", ""),
+                                                   ("?", "invalid option -- 'e'"), ("?", "invalid option -- 'l'"),
+                                                   ("?", "invalid option -- 'p'")], ["x"])
 
 
 def test_tools_run_from_cli_entry_point() -> None:

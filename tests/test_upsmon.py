@@ -36,7 +36,7 @@ from nutenv import (
 
 from nutlite.config import NOTIFY_TYPES
 from nutlite.upsmon.core import MAGIC
-from nutlite.upsmon.main import clear_stale_flag, flag_is_set, parse_shutdownexit, write_powerdownflag
+from nutlite.upsmon.shutdown import clear_stale_flag, flag_is_set, parse_shutdownexit, write_powerdownflag
 
 REAL_UPSMON = Path("/lib/nut/upsmon")
 DEBIAN_TYPES = ("ONLINE", "ONBATT", "LOWBATT", "FSD", "COMMOK", "COMMBAD", "SHUTDOWN", "REPLBATT", "NOCOMM",
@@ -121,9 +121,14 @@ class Upsmon:
         return [sys.executable, "-m", "nutlite", "upsmon", *args]
 
     # -- process
-    def start(self, *args: str, env: dict[str, str] | None = None) -> Upsmon:
+    def start(self, *args: str, env: dict[str, str] | None = None, user: str | None = "root") -> Upsmon:
+        """Start it (``-D``, Debian's with ``-p``). As root nutlite's gets ``-u root`` (as the harness
+        gives every daemon) so that its child can use the test's root-only folder; ``user=None``
+        leaves ``-u`` out, to see whom the child becomes by itself."""
         if not args:
             args = ("-D", "-p") if self.flavour == "debian" else ("-D",)
+        if self.flavour == "nutlite" and IS_ROOT and user is not None:
+            args = (*args, "-u", user)
         with open(self.logfile, "ab") as log:
             self.proc = subprocess.Popen(self.command(*args), stdin=subprocess.DEVNULL, stdout=log,
                                          stderr=subprocess.STDOUT, env={**self.environ(), **(env or {})},
@@ -576,7 +581,7 @@ def test_unprivileged_child_privileged_parent(make_env, upsmons, tmp_path: Path)
         secret.mkdir(mode=0o700)
         mon.flag = secret / "killpower"
         mon.write_conf()
-        mon.start("-D")
+        mon.start("-D", user=None)
         try:
             wait_logins(env, 1)
             wait_for(lambda: (mon.dir / "upsmon.pid").exists(), 5, "pid file")
@@ -594,6 +599,65 @@ def test_unprivileged_child_privileged_parent(make_env, upsmons, tmp_path: Path)
             mon.kill()
     finally:
         subprocess.run(["rm", "-rf", str(pub)], check=False)
+
+
+def proc_uids(pid: int) -> list[int]:
+    """Real, effective, saved and filesystem uid of ``pid``, from /proc/<pid>/status."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    return [int(x) for x in status.split("Uid:")[1].split()[:4]]
+
+
+@pytest.mark.skipif(not IS_ROOT, reason="whom the child becomes matters only when started as root")
+@pytest.mark.parametrize(("extra", "args", "expected"), [
+    pytest.param("", (), "nut", id="no-u-no-RUN_AS_USER-is-nut"),
+    pytest.param("RUN_AS_USER nut\n", ("-u", "nobody"), "nobody", id="u-wins-over-RUN_AS_USER"),
+])
+def test_child_user(make_env, extra: str, args: tuple[str, ...], expected: str) -> None:
+    """Started as root, the monitoring child becomes -u, else RUN_AS_USER, else NUT's nut account;
+    the parent stays root."""
+    import pwd
+    import tempfile
+
+    want = pwd.getpwnam(expected).pw_uid
+    env = make_env([fake_ups()])
+    pub = Path(tempfile.mkdtemp(prefix="nutlite-upsmon-", dir="/tmp"))
+    try:
+        pub.chmod(0o755)
+        mon = Upsmon(pub, "mon", [monitor(env, role="secondary")], extra=extra)
+        mon.start("-D", *args, user=None)
+        try:
+            wait_logins(env, 1)
+            wait_for(lambda: (mon.dir / "upsmon.pid").exists(), 5, "pid file")
+            assert mon.proc is not None and mon.pid != mon.proc.pid
+            assert proc_uids(mon.pid) == [want] * 4, mon.log()
+            assert proc_uids(mon.proc.pid) == [0] * 4
+            assert mon.running()
+        finally:
+            mon.kill()
+    finally:
+        subprocess.run(["rm", "-rf", str(pub)], check=False)
+
+
+@pytest.mark.skipif(not IS_ROOT, reason="the user switch happens only when started as root")
+def test_unknown_user_is_refused_before_starting(tmp_path: Path) -> None:
+    mon = Upsmon(tmp_path, "mon", ["ups@127.0.0.1:1 1 u p secondary"], extra="RUN_AS_USER nosuchuser\n")
+    r = mon.run("-D")
+    assert r.returncode == 1
+    assert "user 'nosuchuser' does not exist" in r.stderr and "Traceback" not in r.stderr
+    assert not (mon.dir / "upsmon.pid").exists()
+
+
+def test_logins_logged_in_plain_words(make_env, upsmons) -> None:
+    """While a primary waits for its secondaries it logs the login counts as words, not a Python dict."""
+    env = make_env([fake_ups()])
+    mon = upsmons("mon", [monitor(env, role="primary")])
+    mon.start()
+    wait_logins(env, 1)
+    set_status(env, "ups", "OB LB")
+    mon.wait_shutdown()
+    lines = [ln for ln in mon.log().splitlines() if "logins:" in ln]
+    assert lines, mon.log()
+    assert all(ln.endswith(f"logins: ups@127.0.0.1:{env.port} = 1") for ln in lines), lines
 
 
 def test_sd_notify_ready_and_watchdog(make_env, upsmons, tmp_path: Path) -> None:

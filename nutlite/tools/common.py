@@ -1,7 +1,7 @@
 """Helpers shared by the NUT client tools (upsc, upscmd, upsrw, upslog).
 
 The tools take NUT's single-letter options with POSIX getopt rules (options end at the first
-operand), print NUT's messages, and use :mod:`nutlite.client` for the protocol.
+operand), print NUT's messages, and use nutlite.client for the protocol.
 """
 
 from __future__ import annotations
@@ -40,13 +40,12 @@ class GetoptError(Exception):
         self.message = message
 
 
-def getopt(
-    argv: list[str], optstring: str, errors: list[str] | None = None
-) -> tuple[list[tuple[str, str]], list[str]]:
+def scan_options(argv: list[str], optstring: str) -> tuple[list[tuple[str, str]], list[str]]:
     """POSIX getopt: ``-abc``, ``-u user``/``-uuser``, options stop at the first operand or ``--``.
 
-    A bad option raises :class:`GetoptError`, or, when an ``errors`` list is given, is recorded
-    there and skipped (as C programs that just print getopt's complaint and carry on).
+    Returns the options in command-line order and the operands. A bad option is kept in its place
+    as ``("?", complaint)``, the complaint worded like glibc's, so that a caller can act on the
+    options one by one as C programs do (and stop at ``-h`` before a later complaint).
     """
     opts: list[tuple[str, str]] = []
     i = 0
@@ -62,9 +61,7 @@ def getopt(
             ch = arg[j]
             pos = optstring.find(ch)
             if ch == ":" or pos < 0:
-                if errors is None:
-                    raise GetoptError(f"invalid option -- '{ch}'")
-                errors.append(f"invalid option -- '{ch}'")
+                opts.append(("?", f"invalid option -- '{ch}'"))
                 j += 1
                 continue
             if pos + 1 < len(optstring) and optstring[pos + 1] == ":":
@@ -73,9 +70,7 @@ def getopt(
                 else:
                     i += 1
                     if i >= len(argv):
-                        if errors is None:
-                            raise GetoptError(f"option requires an argument -- '{ch}'")
-                        errors.append(f"option requires an argument -- '{ch}'")
+                        opts.append(("?", f"option requires an argument -- '{ch}'"))
                         break
                     opts.append((ch, argv[i]))
                 break
@@ -83,6 +78,29 @@ def getopt(
             j += 1
         i += 1
     return opts, argv[i:]
+
+
+def getopt(
+    argv: list[str], optstring: str, errors: list[str] | None = None
+) -> tuple[list[tuple[str, str]], list[str]]:
+    """:func:`scan_options` without the bad options: the first raises :class:`GetoptError`, or, when
+    an ``errors`` list is given, each is recorded there and skipped."""
+    opts, rest = scan_options(argv, optstring)
+    good: list[tuple[str, str]] = []
+    for opt, value in opts:
+        if opt != "?":
+            good.append((opt, value))
+        elif errors is None:
+            raise GetoptError(value)
+        else:
+            errors.append(value)
+    return good, rest
+
+
+def invoked_as(tool: str) -> str:
+    """The program name for usage lines: ``tool`` when started under that name (a link such as
+    /sbin/upsmon), else ``nutlite tool``."""
+    return tool if os.path.basename(sys.argv[0]) == tool else f"nutlite {tool}"
 
 
 def parse_options(argv: list[str], optstring: str, tool: str,

@@ -27,16 +27,16 @@ usage: upsc -l | -L [<hostname>[:port]]
 Show the status variables of UPSes served by a NUT server.
 
 Listing the UPSes of a server:
-  -l         - print the name of each UPS, one per line.
-  -L         - print each UPS name with its description (from ups.conf).
-               <hostname>[:port] defaults to localhost.
+  -l         - print the name of each UPS, one per line
+  -L         - print each UPS name with its description (from ups.conf)
+               <hostname>[:port] defaults to localhost
 
 Showing variables:
   <ups>      - the UPS, as <upsname>[@<hostname>[:<port>]]
-  <variable> - show only this variable (default: all, one "name: value" per line).
+  <variable> - show only this variable (default: all, one "name: value" per line)
 
 Listing clients:
-  -c         - print the address of each client logged in to <ups>, one per line.
+  -c         - print the address of each client logged in to <ups>, one per line
   <ups>      - the UPS, as <upsname>[@<hostname>[:<port>]]
 """
 

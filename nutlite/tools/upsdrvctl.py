@@ -9,8 +9,7 @@
 ``shutdown [ups]`` killpower, in ``sdorder`` order (-1 = skipped unless named): ask the running driver
                  over its socket (``INSTCMD driver.killpower``), else run ``driver -a <ups> -k``.
 
-Options: ``-t`` (show what would be done), ``-u user`` (passed to drivers), ``-D`` (more output),
-``-d`` (pass the debug level on to the drivers), ``-r dir`` (passed on), ``-F``, ``-h``.
+The options are NUT's (see :func:`usage`), plus ``-F`` and ``-B``.
 """
 
 from __future__ import annotations
@@ -27,8 +26,9 @@ from pathlib import Path
 from nutlite import __version__
 from nutlite.config import ConfigError, UpsConf, UpsSection, load_ups_conf, statepath
 from nutlite.daemon import read_pid
+from nutlite.tools.common import NUT_VERSION, invoked_as
 
-BANNER = f"Network UPS Tools - UPS driver controller (nutlite {__version__})"
+BANNER = f"Network UPS Tools - UPS driver controller {NUT_VERSION} (nutlite {__version__})"
 
 
 def alive(pid: int) -> bool:
@@ -260,20 +260,46 @@ class Ctl:
         return 1 if failed else 0
 
 
+def usage(prog: str) -> str:
+    return f"""{BANNER}
+
+usage: {prog} [OPTIONS] (start | stop | shutdown) [<ups>]
+
+Start, stop and shut down the UPS drivers defined in ups.conf, one after the other.
+
+  -h                show this help
+  -V                show the version
+  -r <path>         passed on to the drivers (which accept it but do not chroot)
+  -t                testing mode: show what would be done, do nothing
+  -u <user>         drivers started as root switch to <user> (default: ups.conf's user, else nut)
+  -D                raise the debug level (repeatable)
+  -d                pass the debug level on to the drivers
+  -F                drivers stay in the foreground and upsdrvctl waits for them (for service managers)
+  -B                drivers go to the background (the default)
+
+  start [<ups>]     start the driver of every UPS in ups.conf, or only that of <ups>
+  stop [<ups>]      stop the drivers, or only that of <ups>
+  shutdown [<ups>]  make the UPSes cut their power, in sdorder order, or only <ups>
+
+Files:
+  ups.conf in $NUT_CONFPATH (default /etc/nut)
+"""
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="nutlite upsdrvctl", add_help=False,
-                                description="Start, stop and shut down the UPS drivers of ups.conf.")
-    p.add_argument("-h", dest="help", action="store_true", help="show this help")
-    p.add_argument("-r", dest="chroot", metavar="PATH", help="passed on to the drivers")
-    p.add_argument("-t", dest="testing", action="store_true", help="testing: show what would be done")
-    p.add_argument("-u", dest="user", metavar="USER", help="drivers run as USER (when started as root)")
-    p.add_argument("-D", dest="debug", action="count", default=0, help="raise the debug level")
-    p.add_argument("-d", dest="debug_drivers", action="store_true", help="pass the debug level on to the drivers")
-    p.add_argument("-F", dest="foreground", action="count", default=0,
-                   help="drivers stay in the foreground; upsdrvctl waits for them")
-    p.add_argument("-B", dest="background", action="store_true", help="drivers go to the background (default)")
-    p.add_argument("command", nargs="?", choices=("start", "stop", "shutdown"), help="what to do")
-    p.add_argument("ups", nargs="?", help="only this UPS")
+    p = argparse.ArgumentParser(prog=invoked_as("upsdrvctl"), add_help=False,
+                                usage="%(prog)s [OPTIONS] (start | stop | shutdown) [<ups>]")
+    p.add_argument("-h", dest="help", action="store_true")
+    p.add_argument("-V", dest="version", action="store_true")
+    p.add_argument("-r", dest="chroot", metavar="PATH")
+    p.add_argument("-t", dest="testing", action="store_true")
+    p.add_argument("-u", dest="user", metavar="USER")
+    p.add_argument("-D", dest="debug", action="count", default=0)
+    p.add_argument("-d", dest="debug_drivers", action="store_true")
+    p.add_argument("-F", dest="foreground", action="count", default=0)
+    p.add_argument("-B", dest="background", action="store_true")
+    p.add_argument("command", nargs="?", choices=("start", "stop", "shutdown"))
+    p.add_argument("ups", nargs="?")
     return p
 
 
@@ -284,9 +310,11 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:
         return 0 if exc.code in (0, None) else 2
-    if args.help or not args.command:
+    if args.version:
         print(BANNER)
-        print(parser.format_help())
+        return 0
+    if args.help or not args.command:
+        print(usage(parser.prog), end="")
         return 0 if args.help else 1
     print(BANNER, flush=True)
     if args.background:

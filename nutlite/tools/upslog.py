@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import TextIO
 
 from nutlite.client import AddressError, NutClient, NutClientError, NutError, UpsAddress, parse_upsname
-from nutlite.tools.common import banner, err, getopt, tool_main
+from nutlite.tools.common import banner, err, scan_options, tool_main
 
 TOOL = "upslog"
 DEFAULT_INTERVAL = 30
@@ -38,16 +38,16 @@ DEFAULT_FORMAT = (
     "[%VAR ups.status%] %VAR ups.temperature% %VAR input.frequency%"
 )
 DEFAULT_TIME_FORMAT = "%Y%m%d %H%M%S"
-DEFAULT_USER = "nut"  # who upslog becomes when started as root without -u (as Debian's build)
 NA = "NA"
 INVALID = "INVALID"
 
 
 def usage() -> str:
-    return f"""{banner(TOOL)}
-Log the status of UPSes.
-
+    """The help text after the banner line (which upslog prints first whatever it does)."""
+    return f"""
 usage: upslog [OPTIONS]
+
+Log the status of UPSes: one line per UPS every <interval> seconds, filled in from a template.
 
   -f <format>   - log line template, see below; quote it for the shell: -f "<format>"
   -i <interval> - seconds between two log lines (default: {DEFAULT_INTERVAL})
@@ -57,7 +57,8 @@ usage: upslog [OPTIONS]
   -F            - stay in the foreground even when logging to a file
   -B            - go to the background even when logging to stdout
   -p <pidbase>  - name of the PID file, without .pid (default: "upslog")
-  -u <user>     - user to run as when started as root
+  -u <user>     - user to run as when started as root (default: nut)
+  -h            - show this help
 
 Template escapes:
   %%             a single %
@@ -229,6 +230,22 @@ class Monitor:
             self.out.close()
 
 
+def run_as_user(requested: str | None) -> str | None:
+    """Who upslog becomes when started as root: -u, else NUT's ``nut`` account (None when not root
+    and no -u). Raises SystemExit, naming the account, when it does not exist."""
+    import pwd
+
+    from nutlite.daemon import resolve_user
+
+    user = resolve_user(requested)
+    if user is not None and os.geteuid() == 0:
+        try:
+            pwd.getpwnam(user)
+        except KeyError:
+            raise SystemExit(f"user '{user}' does not exist (check the -u flag)") from None
+    return user
+
+
 def pid_dir() -> str:
     return os.environ.get("NUT_ALTPIDPATH") or os.environ.get("NUT_STATEPATH") or "/run/nut"
 
@@ -294,12 +311,11 @@ def main(argv: list[str]) -> int:
     user: str | None = None
     args = list(argv)
     while True:
-        problems: list[str] = []
-        opts, rest = getopt(args, "f:i:l:s:m:p:u:FBhV", problems)
-        for problem in problems:
-            err(f"{TOOL}: {problem}")
-        for opt, value in opts:
-            if opt == "h":
+        opts, rest = scan_options(args, "f:i:l:s:m:p:u:FBhV")
+        for opt, value in opts:  # one by one, as NUT: "--help" is "-", then -h, which ends it
+            if opt == "?":
+                err(f"{TOOL}: {value}")
+            elif opt == "h":
                 print(usage(), end="")
                 return 0
             if opt == "V":
@@ -368,6 +384,11 @@ def main(argv: list[str]) -> int:
 
     from nutlite import daemon
 
+    try:  # before going to the background, where nobody would see the error
+        run_as = run_as_user(user)
+    except SystemExit as exc:
+        err(str(exc))
+        return 1
     to_stdout = any(m.logname == "-" for m in monitors)
     if foreground is None:
         foreground = to_stdout
@@ -375,14 +396,7 @@ def main(argv: list[str]) -> int:
         daemon.daemonize()
     pidfile = os.path.join(pid_dir(), f"{pidbase}.pid")
     daemon.write_pidfile(pidfile)
-    if os.geteuid() == 0:
-        run_as = user if user is not None else DEFAULT_USER
-        try:
-            daemon.drop_privileges(run_as)
-        except SystemExit as exc:
-            if user is not None:  # an explicit -u that cannot work is an error
-                err(str(exc))
-                return 1
+    daemon.drop_privileges(run_as)
     try:
         return run_loop(monitors, compile_format(fmt), interval)
     finally:

@@ -4,11 +4,11 @@ The decisions are made by :mod:`nutlite.upsmon.core`; this module does the I/O a
 
 Process model (as NUT's): started as root, upsmon splits in two. The parent keeps root and can do
 exactly one thing: when the child writes one byte (``\\x01``) into their pipe, it writes POWERDOWNFLAG
-and runs SHUTDOWNCMD. The child drops to RUN_AS_USER (or ``-u``; without either it stays root and
-says so) and does everything else: the upsd connections, the polling, the notifications, the
-signals (its pid is in the pid file). If the parent dies the child announces NOPARENT once and goes
-on monitoring; if the child dies the parent exits with it. ``-p`` keeps one process (also used when
-not started as root).
+and runs SHUTDOWNCMD (see :mod:`nutlite.upsmon.shutdown`). The child becomes ``-u``, else
+RUN_AS_USER, else NUT's ``nut`` account (``-u root`` keeps it root), and does everything else: the
+upsd connections, the polling, the notifications, the signals (its pid is in the pid file). If the
+parent dies the child announces NOPARENT once and goes on monitoring; if the child dies the parent
+exits with it. ``-p`` keeps one process (also used when not started as root).
 
 Per MONITOR line one connection: ``USERNAME``, ``PASSWORD``, ``LOGIN <ups>``, for a primary ``PRIMARY
 <ups>`` (``MASTER`` on old servers), then ``GET VAR <ups> ups.status`` every POLLFREQ seconds
@@ -34,7 +34,6 @@ import math
 import os
 import signal
 import socket
-import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable, Coroutine
@@ -43,8 +42,8 @@ from pathlib import Path
 from nutlite import __version__, daemon
 from nutlite.client import AsyncNutClient, NutClientError, NutConnectionError, NutError
 from nutlite.config import ConfigError, Monitor, UpsmonConf, load_upsmon_conf, statepath
+from nutlite.tools.common import invoked_as
 from nutlite.upsmon.core import (
-    MAGIC,
     SYNC_INTERVAL,
     Action,
     InsufficientPower,
@@ -61,6 +60,14 @@ from nutlite.upsmon.core import (
     seconds_until,
 )
 from nutlite.upsmon.notify import Notifications
+from nutlite.upsmon.shutdown import (
+    LocalShutdown,
+    PipeHandoff,
+    clear_stale_flag,
+    flag_is_set,
+    parse_shutdownexit,
+    run_parent,
+)
 
 log = logging.getLogger("nutlite.upsmon")
 
@@ -68,7 +75,6 @@ PROG = "upsmon"
 NUT_VERSION = "2.8.0"
 REQUEST_TIMEOUT = 5.0  # seconds for a connection attempt or one request to upsd
 CONTROL_SIGNALS = {"fsd": signal.SIGUSR1, "reload": signal.SIGHUP, "stop": signal.SIGTERM}
-SHUTDOWN_BYTE = b"\x01"
 
 monotonic = time.monotonic
 
@@ -84,132 +90,6 @@ def pid_dir() -> Path:
 
 def pidfile() -> Path:
     return daemon.pidfile_path(pid_dir(), PROG)
-
-
-def flag_is_set(path: str | os.PathLike[str]) -> bool:
-    """True if POWERDOWNFLAG ``path`` exists and starts with upsmon's marker."""
-    try:
-        with open(path, "rb") as fh:
-            return fh.read(len(MAGIC)) == MAGIC.encode()
-    except OSError:
-        return False
-
-
-def write_powerdownflag(path: str | None) -> bool:
-    """Write the marker into POWERDOWNFLAG (nothing to do when it is not configured)."""
-    if not path:
-        return True
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        try:
-            os.write(fd, MAGIC.encode())
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    except OSError as exc:
-        log.error("cannot write POWERDOWNFLAG %s: %s", path, exc.strerror or exc)
-        return False
-    log.info("POWERDOWNFLAG %s written", path)
-    return True
-
-
-def clear_stale_flag(path: str | None) -> str | None:
-    """At start: remove a POWERDOWNFLAG left by the last power-fail shutdown.
-
-    Returns the path to use from now on, or None if the file holds something that is not ours: then
-    it is left alone and no flag will be written (the setting probably points at the wrong file).
-    """
-    if not path:
-        return None
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(len(MAGIC))
-    except FileNotFoundError:
-        return path
-    except OSError as exc:
-        log.error("POWERDOWNFLAG %s cannot be read (%s): power-down flag disabled", path, exc.strerror or exc)
-        return None
-    if head == MAGIC.encode():
-        try:
-            os.unlink(path)
-            log.info("removed POWERDOWNFLAG %s left by the previous power-fail shutdown", path)
-        except OSError as exc:
-            log.error("cannot remove the old POWERDOWNFLAG %s: %s", path, exc.strerror or exc)
-        return path
-    log.error("POWERDOWNFLAG %s exists but was not written by upsmon (it does not start with %r): "
-              "leaving it alone and writing no power-down flag; check the POWERDOWNFLAG setting",
-              path, MAGIC)
-    return None
-
-
-def run_shutdowncmd(command: str | None) -> int:
-    """Run SHUTDOWNCMD through the shell (as NUT does) and wait for it; return its status."""
-    if not command:
-        log.error("no SHUTDOWNCMD in upsmon.conf: this system cannot be shut down")
-        return 1
-    log.critical("running SHUTDOWNCMD: %s", command)
-    try:
-        rc = subprocess.run(["/bin/sh", "-c", command], stdin=subprocess.DEVNULL, check=False).returncode
-    except OSError as exc:
-        log.error("cannot run SHUTDOWNCMD %r: %s", command, exc)
-        return 1
-    if rc != 0:
-        log.error("SHUTDOWNCMD %r exited with status %d", command, rc)
-    return rc
-
-
-def parse_shutdownexit(value: str) -> float:
-    """SHUTDOWNEXIT -> seconds to linger after the shutdown handoff (0 = exit, inf = forever)."""
-    v = value.strip().lower()
-    if v in ("yes", "true", "on", "1", ""):
-        return 0.0
-    if v in ("no", "false", "off", "0"):
-        return math.inf if v != "0" else 0.0
-    try:
-        n = float(v)
-    except ValueError:
-        log.warning("SHUTDOWNEXIT %r not understood: exiting after the shutdown handoff", value)
-        return 0.0
-    return math.inf if n < 0 else n
-
-
-# --------------------------------------------------------------------------------------------- shutdown
-
-
-class LocalShutdown:
-    """Write the flag and run SHUTDOWNCMD in this process (``-p``, or a root child without parent)."""
-
-    def __init__(self, shutdowncmd: str | None, powerdownflag: str | None) -> None:
-        self.shutdowncmd = shutdowncmd
-        self.powerdownflag = powerdownflag
-
-    async def __call__(self) -> bool:
-        if os.geteuid() != 0:
-            log.warning("not running as root: the shutdown command may fail")
-        write_powerdownflag(self.powerdownflag)
-        rc = await asyncio.to_thread(run_shutdowncmd, self.shutdowncmd)
-        return rc == 0
-
-
-class PipeHandoff:
-    """The child's way to shut down: one byte to the privileged parent."""
-
-    def __init__(self, wfd: int, fallback: LocalShutdown) -> None:
-        self.wfd = wfd
-        self.fallback = fallback
-
-    async def __call__(self) -> bool:
-        try:
-            os.write(self.wfd, SHUTDOWN_BYTE)
-            log.debug("shutdown handed to the privileged parent")
-            return True
-        except OSError as exc:
-            log.critical("cannot reach the privileged parent (%s)", exc.strerror or exc)
-        if os.geteuid() == 0:
-            log.critical("still root: shutting down from the monitoring process")
-            return await self.fallback()
-        log.critical("shutdown impossible: the privileged parent is gone and this process is not root")
-        return False
 
 
 # --------------------------------------------------------------------------------------------- connections
@@ -479,9 +359,10 @@ class UpsmonDaemon:
 
     async def numlogins_round(self) -> dict[str, int | None]:
         names = [n for n in self.core.primaries if n in self.conns]
-        counts = await asyncio.gather(*(self.conns[n].numlogins() for n in names))
-        log.debug("logins: %s", dict(zip(names, counts, strict=True)))
-        return dict(zip(names, counts, strict=True))
+        counts = dict(zip(names, await asyncio.gather(*(self.conns[n].numlogins() for n in names)), strict=True))
+        log.debug("logins: %s", ", ".join(f"{n} = {'unknown' if c is None else c}" for n, c in counts.items())
+                  or "no primary UPS")
+        return counts
 
     async def execute(self, actions: list[Action]) -> None:
         for action in actions:
@@ -576,78 +457,39 @@ def specs_of(conf: UpsmonConf) -> list[MonitorSpec]:
     return [MonitorSpec.from_monitor(m) for m in conf.monitors]
 
 
-# --------------------------------------------------------------------------------------------- parent
-
-
-def run_parent(rfd: int, child: int, shutdowncmd: str | None, powerdownflag: str | None) -> int:
-    """The privileged parent: wait for the child's shutdown byte; exit when the child exits."""
-    def forward(signum: int, _frame: object) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(child, signum)
-
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1):
-        signal.signal(sig, forward)
-    signal.signal(signal.SIGUSR2, signal.SIG_IGN)
-    done = False
-    while True:
-        try:
-            data = os.read(rfd, 1)
-        except OSError as exc:
-            log.error("parent: reading the pipe from the monitoring process failed: %s", exc)
-            break
-        if not data:
-            break
-        if data == SHUTDOWN_BYTE and not done:
-            done = True
-            write_powerdownflag(powerdownflag)
-            run_shutdowncmd(shutdowncmd)
-        elif data != SHUTDOWN_BYTE:
-            log.error("parent: unexpected byte %r from the monitoring process ignored", data)
-    os.close(rfd)
-    while True:
-        try:
-            _, status = os.waitpid(child, 0)
-            break
-        except ChildProcessError:
-            status = 0
-            break
-        except InterruptedError:  # pragma: no cover - PEP 475 retries
-            continue
-    code = os.waitstatus_to_exitcode(status)
-    if done:
-        return 0
-    if code != 0:
-        log.error("parent: the monitoring process exited with %s",
-                  f"status {code}" if code > 0 else f"signal {-code}")
-        return code if code > 0 else 1
-    return 0
-
-
 # --------------------------------------------------------------------------------------------- CLI
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="upsmon",
-        description="NUT-compatible UPS monitor: watches UPSes through upsd and shuts this system down "
-                    "when its power supplies run out.",
-        epilog="Configuration: upsmon.conf in $NUT_CONFPATH (default /etc/nut).",
+        prog=invoked_as(PROG), add_help=False, formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Watch UPSes through upsd (NUT's network server) and shut this system down when\n"
+                    "its power supplies run out. Started as root, it splits in two: a root process that\n"
+                    "only writes POWERDOWNFLAG and runs SHUTDOWNCMD, and a monitoring process that runs\n"
+                    "as -u, else RUN_AS_USER, else the nut account.",
+        epilog="Files:\n  upsmon.conf in $NUT_CONFPATH (default /etc/nut); the pid file upsmon.pid in\n"
+               "  $NUT_ALTPIDPATH, else $NUT_STATEPATH (default /run/nut)",
     )
+    p.add_argument("-h", dest="help", action="store_true", help="show this help and exit")
     p.add_argument("-c", dest="command", choices=sorted(CONTROL_SIGNALS), metavar="CMD",
                    help="send CMD to the running upsmon: fsd (forced shutdown, use with care), "
-                        "reload (re-read upsmon.conf), stop")
+                        "reload (re-read upsmon.conf) or stop")
     p.add_argument("-P", dest="pid", type=int, help="with -c: signal this pid instead of the pid file's")
-    p.add_argument("-D", dest="debug", action="count", default=0, help="raise the debug level; stay in the foreground")
-    p.add_argument("-F", dest="foreground", action="count", default=0, help="stay in the foreground")
+    p.add_argument("-D", dest="debug", action="count", default=0,
+                   help="raise the debug level (repeatable); stay in the foreground")
+    p.add_argument("-F", dest="foreground", action="count", default=0,
+                   help="stay in the foreground without debugging")
     p.add_argument("-B", dest="background", action="store_true", help="go to the background even with -D")
     p.add_argument("-K", dest="check_flag", action="store_true",
                    help="check POWERDOWNFLAG: exit 0 if the last shutdown was a power-fail shutdown")
     p.add_argument("-p", dest="privileged", action="store_true",
-                   help="run as one privileged process (no unprivileged child)")
-    p.add_argument("-u", dest="user", metavar="USER", help="run the monitoring child as USER (overrides RUN_AS_USER)")
-    p.add_argument("-4", dest="ipv4", action="store_true", help="IPv4 only")
-    p.add_argument("-6", dest="ipv6", action="store_true", help="IPv6 only")
-    p.add_argument("-V", action="version", version=f"nutlite upsmon {__version__} (NUT upsmon {NUT_VERSION} compatible)")
+                   help="run as one privileged process (no unprivileged monitoring process)")
+    p.add_argument("-u", dest="user", metavar="USER",
+                   help="run the monitoring process as USER (over RUN_AS_USER; not with -p)")
+    p.add_argument("-4", dest="ipv4", action="store_true", help="reach upsd over IPv4 only")
+    p.add_argument("-6", dest="ipv6", action="store_true", help="reach upsd over IPv6 only")
+    p.add_argument("-V", action="version", help="show the version and exit",
+                   version=f"nutlite upsmon {__version__} (NUT upsmon {NUT_VERSION} compatible)")
     return p
 
 
@@ -688,6 +530,20 @@ def control_command(command: str, pid: int | None) -> int:
     return 0
 
 
+def child_user(requested: str | None) -> str | None:
+    """Who the monitoring child becomes: ``requested`` (-u, else RUN_AS_USER), else NUT's ``nut``
+    account. Raises SystemExit, naming the account, when it does not exist."""
+    import pwd
+
+    user = daemon.resolve_user(requested)
+    if user is not None:
+        try:
+            pwd.getpwnam(user)
+        except KeyError:
+            raise SystemExit(f"user '{user}' does not exist (check -u or RUN_AS_USER in upsmon.conf)") from None
+    return user
+
+
 def load_checked() -> UpsmonConf:
     """Read upsmon.conf and refuse what NUT refuses (no power, a UPS monitored twice)."""
     conf = load_upsmon_conf()
@@ -710,7 +566,11 @@ def load_checked() -> UpsmonConf:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.help:
+        print(parser.format_help(), end="")
+        return 0
     if args.check_flag:
         return check_flag_command()
     if args.command:
@@ -738,6 +598,14 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     family = socket.AF_INET if args.ipv4 and not args.ipv6 else socket.AF_INET6 if args.ipv6 else socket.AF_UNSPEC
 
+    split = not args.privileged and os.geteuid() == 0
+    user: str | None = None
+    if split:
+        try:
+            user = child_user(args.user or conf.run_as_user)
+        except SystemExit as exc:
+            log.error("fatal: %s", exc)
+            return 1
     if not foreground:
         daemon.daemonize()
         daemon.setup_logging(PROG, args.debug, foreground=False)
@@ -745,13 +613,11 @@ def main(argv: list[str] | None = None) -> int:
     local = LocalShutdown(conf.shutdowncmd, flag)
     handoff: Callable[[], Awaitable[bool]] = local
     parent_pid: int | None = None
-    split = not args.privileged and os.geteuid() == 0
     if args.privileged:
         log.warning("running as one big privileged process (upsmon -p)")
     elif not split:
         log.info("not started as root: running as one process")
     if split:
-        user = args.user or conf.run_as_user
         rfd, wfd = os.pipe()
         child = os.fork()
         if child > 0:
@@ -760,15 +626,13 @@ def main(argv: list[str] | None = None) -> int:
         os.close(rfd)
         parent_pid = os.getppid()
         daemon.write_pidfile(path)
-        if user:
-            try:
-                daemon.drop_privileges(user)
-            except (SystemExit, OSError) as exc:
-                log.error("fatal: cannot become user %s: %s", user, exc)
-                daemon.remove_pidfile(path)
-                return 1
-        else:
-            log.warning("no RUN_AS_USER in upsmon.conf and no -u: the monitoring process stays root")
+        try:
+            daemon.drop_privileges(user)
+        except (SystemExit, OSError) as exc:
+            log.error("fatal: cannot become user %s: %s", user, exc)
+            daemon.remove_pidfile(path)
+            return 1
+        log.debug("the monitoring process runs as %s", daemon.account_name(os.geteuid()))
         handoff = PipeHandoff(wfd, local)
     else:
         daemon.write_pidfile(path)

@@ -1,0 +1,191 @@
+"""upsmon's privileged side: POWERDOWNFLAG, SHUTDOWNCMD, and the root parent that does both for
+the unprivileged monitoring process (see :mod:`nutlite.upsmon.main` for the process model)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import os
+import signal
+import subprocess
+
+from nutlite.upsmon.core import MAGIC
+
+log = logging.getLogger("nutlite.upsmon")
+
+SHUTDOWN_BYTE = b"\x01"
+
+
+def flag_is_set(path: str | os.PathLike[str]) -> bool:
+    """True if POWERDOWNFLAG ``path`` exists and starts with upsmon's marker."""
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(len(MAGIC)) == MAGIC.encode()
+    except OSError:
+        return False
+
+
+def write_powerdownflag(path: str | None) -> bool:
+    """Write the marker into POWERDOWNFLAG (nothing to do when it is not configured)."""
+    if not path:
+        return True
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            os.write(fd, MAGIC.encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        log.error("cannot write POWERDOWNFLAG %s: %s", path, exc.strerror or exc)
+        return False
+    log.info("POWERDOWNFLAG %s written", path)
+    return True
+
+
+def clear_stale_flag(path: str | None) -> str | None:
+    """At start: remove a POWERDOWNFLAG left by the last power-fail shutdown.
+
+    Returns the path to use from now on, or None if the file holds something that is not ours: then
+    it is left alone and no flag will be written (the setting probably points at the wrong file).
+    """
+    if not path:
+        return None
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(len(MAGIC))
+    except FileNotFoundError:
+        return path
+    except OSError as exc:
+        log.error("POWERDOWNFLAG %s cannot be read (%s): power-down flag disabled", path, exc.strerror or exc)
+        return None
+    if head == MAGIC.encode():
+        try:
+            os.unlink(path)
+            log.info("removed POWERDOWNFLAG %s left by the previous power-fail shutdown", path)
+        except OSError as exc:
+            log.error("cannot remove the old POWERDOWNFLAG %s: %s", path, exc.strerror or exc)
+        return path
+    log.error("POWERDOWNFLAG %s exists but was not written by upsmon (it does not start with %r): "
+              "leaving it alone and writing no power-down flag; check the POWERDOWNFLAG setting",
+              path, MAGIC)
+    return None
+
+
+def run_shutdowncmd(command: str | None) -> int:
+    """Run SHUTDOWNCMD through the shell (as NUT does) and wait for it; return its status."""
+    if not command:
+        log.error("no SHUTDOWNCMD in upsmon.conf: this system cannot be shut down")
+        return 1
+    log.critical("running SHUTDOWNCMD: %s", command)
+    try:
+        rc = subprocess.run(["/bin/sh", "-c", command], stdin=subprocess.DEVNULL, check=False).returncode
+    except OSError as exc:
+        log.error("cannot run SHUTDOWNCMD %r: %s", command, exc)
+        return 1
+    if rc != 0:
+        log.error("SHUTDOWNCMD %r exited with status %d", command, rc)
+    return rc
+
+
+def parse_shutdownexit(value: str) -> float:
+    """SHUTDOWNEXIT -> seconds to linger after the shutdown handoff (0 = exit, inf = forever)."""
+    v = value.strip().lower()
+    if v in ("yes", "true", "on", "1", ""):
+        return 0.0
+    if v in ("no", "false", "off", "0"):
+        return math.inf if v != "0" else 0.0
+    try:
+        n = float(v)
+    except ValueError:
+        log.warning("SHUTDOWNEXIT %r not understood: exiting after the shutdown handoff", value)
+        return 0.0
+    return math.inf if n < 0 else n
+
+
+# --------------------------------------------------------------------------------------------- shutdown
+
+
+class LocalShutdown:
+    """Write the flag and run SHUTDOWNCMD in this process (``-p``, or a root child without parent)."""
+
+    def __init__(self, shutdowncmd: str | None, powerdownflag: str | None) -> None:
+        self.shutdowncmd = shutdowncmd
+        self.powerdownflag = powerdownflag
+
+    async def __call__(self) -> bool:
+        if os.geteuid() != 0:
+            log.warning("not running as root: the shutdown command may fail")
+        write_powerdownflag(self.powerdownflag)
+        rc = await asyncio.to_thread(run_shutdowncmd, self.shutdowncmd)
+        return rc == 0
+
+
+class PipeHandoff:
+    """The child's way to shut down: one byte to the privileged parent."""
+
+    def __init__(self, wfd: int, fallback: LocalShutdown) -> None:
+        self.wfd = wfd
+        self.fallback = fallback
+
+    async def __call__(self) -> bool:
+        try:
+            os.write(self.wfd, SHUTDOWN_BYTE)
+            log.debug("shutdown handed to the privileged parent")
+            return True
+        except OSError as exc:
+            log.critical("cannot reach the privileged parent (%s)", exc.strerror or exc)
+        if os.geteuid() == 0:
+            log.critical("still root: shutting down from the monitoring process")
+            return await self.fallback()
+        log.critical("shutdown impossible: the privileged parent is gone and this process is not root")
+        return False
+
+
+# --------------------------------------------------------------------------------------------- parent
+
+
+def run_parent(rfd: int, child: int, shutdowncmd: str | None, powerdownflag: str | None) -> int:
+    """The privileged parent: wait for the child's shutdown byte; exit when the child exits."""
+    def forward(signum: int, _frame: object) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child, signum)
+
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1):
+        signal.signal(sig, forward)
+    signal.signal(signal.SIGUSR2, signal.SIG_IGN)
+    done = False
+    while True:
+        try:
+            data = os.read(rfd, 1)
+        except OSError as exc:
+            log.error("parent: reading the pipe from the monitoring process failed: %s", exc)
+            break
+        if not data:
+            break
+        if data == SHUTDOWN_BYTE and not done:
+            done = True
+            write_powerdownflag(powerdownflag)
+            run_shutdowncmd(shutdowncmd)
+        elif data != SHUTDOWN_BYTE:
+            log.error("parent: unexpected byte %r from the monitoring process ignored", data)
+    os.close(rfd)
+    while True:
+        try:
+            _, status = os.waitpid(child, 0)
+            break
+        except ChildProcessError:
+            status = 0
+            break
+        except InterruptedError:  # pragma: no cover - PEP 475 retries
+            continue
+    code = os.waitstatus_to_exitcode(status)
+    if done:
+        return 0
+    if code != 0:
+        log.error("parent: the monitoring process exited with %s",
+                  f"status {code}" if code > 0 else f"signal {-code}")
+        return code if code > 0 else 1
+    return 0
