@@ -42,10 +42,11 @@ test: deps nut-deps ## run the whole test suite (unit, integration, interop)
 test-fast: deps ## unit tests only (no daemons)
 	$(PY) -m pytest -q -m "not interop" tests/test_parseconf.py tests/test_config.py
 
-bench: deps nut-deps ## benchmarks: upsd vs Debian's (throughput, latency, RSS, CPU), upsmon timing, exporter
+bench: deps nut-deps ## benchmarks: upsd vs Debian's (throughput, latency, RSS, CPU), upsmon timing, exporter, password-guessing rate
 	$(PY) bench/bench.py
 	$(PY) bench/upsmon_timing.py
 	$(PY) bench/exporter_bench.py
+	$(PY) bench/login_bench.py
 
 lint: deps ## ruff
 	$(VENV)/bin/ruff check nutlite tests bench

@@ -53,12 +53,25 @@ def statepath(ups_conf: UpsConf | None = None, upsd_conf: UpsdConf | None = None
     return Path(DEFAULT_STATEPATH)
 
 
+# What to put in a file that is missing, for the files NUT's daemons refuse to start without.
+MISSING_HINTS = {
+    "ups.conf": "create it with a section per UPS, e.g. the lines '[myups]', 'driver = usbhid-ups', "
+                "'port = auto'",
+    "upsd.conf": "create it, e.g. with the line 'LISTEN 127.0.0.1 3493' (an empty file listens on "
+                 "localhost port 3493)",
+    "upsd.users": "create it with the users that may log in, e.g. the lines '[monuser]', "
+                  "'password = secret', 'upsmon primary' (an empty file lets nobody log in); "
+                  "owner root, group nut, mode 0640",
+}
+
+
 def _read(path: str | os.PathLike[str]) -> str:
     try:
         with open(path, "rb") as fh:
             data = fh.read()
     except FileNotFoundError:
-        raise ConfigError(path, None, "file not found") from None
+        hint = MISSING_HINTS.get(os.path.basename(path))
+        raise ConfigError(path, None, "file not found" + (f"; {hint}" if hint else "")) from None
     except PermissionError:
         raise ConfigError(path, None, "permission denied (check the file's owner and mode)") from None
     except IsADirectoryError:

@@ -158,6 +158,8 @@ def test_driver_template(units: dict[str, dict[str, list[tuple[str, str]]]]) -> 
 def test_server_unit(units: dict[str, dict[str, list[tuple[str, str]]]]) -> None:
     u = units["nut-server.service"]
     assert shlex.split(one(u, "Service", "ExecStart")) == [NUTLITE, "upsd", "-F"]
+    assert one(u, "Service", "User") == "nut"  # as NUT's upsd, never root
+    assert one(u, "Service", "Group") == "nut"
     assert one(u, "Service", "Type") == "notify"
     assert one(u, "Service", "WatchdogSec").rstrip("s").isdigit()
     assert "nut-driver.target" in words(u, "Unit", "After")
@@ -279,14 +281,65 @@ def test_exporter_unit_runs_as_its_user(nutlite_env: NutEnv) -> None:
     assert proc.returncode in (0, -15), out
 
 
-def test_tmpfiles_and_sysusers() -> None:
+def test_tmpfiles() -> None:
     lines = [ln.split() for ln in (SYSTEMD_DIR / "nutlite-tmpfiles.conf").read_text().splitlines()
              if ln.strip() and not ln.startswith("#")]
     assert ["d", "/run/nut", "0770", "root", "nut", "-", "-"] in lines
-    users = [ln for ln in (SYSTEMD_DIR / "nutlite-sysusers.conf").read_text().splitlines()
-             if ln.strip() and not ln.startswith("#")]
-    assert len(users) == 1
-    assert shlex.split(users[0])[:3] == ["u", "nut", "-"]
+
+
+SYSUSERS = SYSTEMD_DIR / "nutlite-sysusers.conf"
+
+
+def test_sysusers_nut_in_dialout() -> None:
+    """The nut account, and nut in group dialout: the drivers open serial ports as nut."""
+    lines = [shlex.split(ln) for ln in SYSUSERS.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
+    assert [ln[:3] for ln in lines if ln[0] == "u"] == [["u", "nut", "-"]]
+    assert ["m", "nut", "dialout"] in lines
+    assert {ln[0] for ln in lines} == {"u", "m"}
+
+
+@pytest.mark.skipif(shutil.which("systemd-sysusers") is None, reason="systemd-sysusers is not installed")
+def test_sysusers_applies(tmp_path: Path) -> None:
+    """systemd-sysusers itself reads the file: on an empty root it creates nut, and dialout with nut."""
+    (tmp_path / "etc").mkdir()
+    conf = tmp_path / "nutlite.conf"
+    conf.write_text(SYSUSERS.read_text())
+    dry = subprocess.run(["systemd-sysusers", f"--root={tmp_path}", "--dry-run", str(conf)],
+                         capture_output=True, text=True, timeout=60)
+    assert dry.returncode == 0 and "Creating user 'nut'" in dry.stderr, dry.stderr
+    real = subprocess.run(["systemd-sysusers", f"--root={tmp_path}", str(conf)],
+                          capture_output=True, text=True, timeout=60)
+    assert real.returncode == 0, real.stderr
+    groups = {f[0]: f for f in (ln.split(":") for ln in (tmp_path / "etc/group").read_text().splitlines())}
+    users = {f[0]: f for f in (ln.split(":") for ln in (tmp_path / "etc/passwd").read_text().splitlines())}
+    assert "nut" in users and "nut" in groups
+    assert users["nut"][3] == groups["nut"][2]  # its primary group is nut
+    assert "nut" in groups["dialout"][3].split(",")
+
+
+# Units whose process must start as root, and why (each says so in a comment in its [Service]).
+ROOT_UNITS = {
+    "nut-monitor.service": "shut",  # upsmon's parent shuts the system down
+    "nut-driver@.service": "user",  # a driver switches to ups.conf's user itself
+    "nutlite-boot-guard.service": "root",
+    "nutlite-powerfail-marker.service": "root",
+}
+
+
+def service_comments(path: Path) -> str:
+    """The comment lines of a unit's [Service] section, joined."""
+    text = path.read_text().split("[Service]", 1)[1].split("\n[", 1)[0]
+    return " ".join(ln.lstrip("# ") for ln in text.splitlines() if ln.startswith("#"))
+
+
+def test_who_the_units_run_as(units: dict[str, dict[str, list[tuple[str, str]]]]) -> None:
+    """upsmon and the drivers start as root on purpose (no User=), and their unit says why; the
+    monitor's child and the drivers then become nut by themselves (see test_upsmon, test_driver)."""
+    for name, word in ROOT_UNITS.items():
+        assert not get(units[name], "Service", "User"), f"{name} must start as root"
+        comments = service_comments(SYSTEMD_DIR / name)
+        assert "root" in comments and word in comments, f"{name}: say in [Service] why it runs as root"
+    assert "POWERDOWNFLAG" in service_comments(SYSTEMD_DIR / "nut-monitor.service")
 
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed")

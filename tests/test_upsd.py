@@ -275,6 +275,33 @@ def test_starttls(make_env: Callable[..., NutEnv], tmp_path: Path) -> None:
     assert reply(env, "STARTTLS") == "OK STARTTLS"
 
 
+def test_slowed_answer_over_tls_then_the_session_goes_on(make_env: Callable[..., NutEnv], tmp_path: Path) -> None:
+    """The reply held back for a guessing address (tests/test_upsd_security.py) also works after STARTTLS."""
+    from nutlite.upsd.throttle import FREE_FAILURES, LoginThrottle
+
+    pem = make_certfile(tmp_path)
+    env = make_env(upsd_conf_extra=f"CERTFILE {pem}\n")
+    for i in range(FREE_FAILURES + 2):
+        with env.connect() as c:
+            assert [c.request(x) for x in ("USERNAME monpri", f"PASSWORD bad{i}", "LOGIN fake")] == [
+                "OK", "OK", "ERR ACCESS-DENIED"]
+    ctx = ssl.create_default_context(cafile=str(tmp_path / "cert.pem"))
+    with socket.create_connection(("127.0.0.1", env.port), timeout=10) as raw:
+        raw.sendall(b"STARTTLS\n")
+        assert raw.recv(100) == b"OK STARTTLS\n"
+        with ctx.wrap_socket(raw, server_hostname="localhost") as tls:
+            c = TlsLines(tls)
+            assert c.request("USERNAME monpri") == "OK"
+            assert c.request("PASSWORD pripw") == "OK"
+            t0 = time.monotonic()
+            tls.sendall(b"LOGIN fake\nVER\n")  # VER waits behind the held LOGIN answer
+            assert c.read_line() == "OK"
+            assert time.monotonic() - t0 >= LoginThrottle().delay_for(FREE_FAILURES + 2) - 0.01
+            assert c.read_line().startswith("Network UPS Tools upsd ")
+            assert c.request("GET NUMLOGINS fake") == "NUMLOGINS fake 1"
+            assert c.request("LOGOUT") == "OK Goodbye"
+
+
 @pytest.mark.interop
 def test_debian_upsc_uses_starttls(make_env: Callable[..., NutEnv], tmp_path: Path) -> None:
     require_real_nut()
@@ -495,6 +522,7 @@ def test_world_readable_users_file_warning(make_env: Callable[..., NutEnv]) -> N
     env.write_configs()
     users = env.confpath / "upsd.users"
     users.chmod(0o644)
+    (env.confpath / "upsd.conf").chmod(0o640)  # (warned about too: tests/test_upsd_security.py)
     env.start_driver("fake")
     env.start_upsd()
     assert f"{users} is world readable" in env.upsd_log()
@@ -571,6 +599,11 @@ def test_help_and_version() -> None:
     out = subprocess.run([sys.executable, "-m", "nutlite", "upsd", "-h"], capture_output=True, text=True,
                          cwd=REPO_ROOT, timeout=20)
     assert out.returncode == 0 and "-c" in out.stdout and "reload" in out.stdout
+    assert out.stdout.startswith("usage: nutlite upsd ")
+    for flag in ("-P PID", "-q", "-r DIR", "-B", "-4", "-6", "-u USER", "-D", "-F", "-V"):
+        assert f"  {flag} " in out.stdout, flag
+    assert "\nFiles:\n" in out.stdout and "upsd.users" in out.stdout
+    assert "``" not in out.stdout and ":mod:" not in out.stdout
     out = subprocess.run([sys.executable, "-m", "nutlite", "upsd", "-V"], capture_output=True, text=True,
                          cwd=REPO_ROOT, timeout=20)
     assert out.returncode == 0 and "upsd" in out.stdout
@@ -599,3 +632,105 @@ def test_bind_listeners_families_and_wildcard() -> None:
             s.close()
     with pytest.raises(ListenError):
         bind_listeners(UpsdConf("upsd.conf", listen=[("192.0.2.1", p1)]))
+
+
+# ------------------------------------------------------------------------------------------------ NUT's flags
+
+
+def upsd_with(env: NutEnv, *flags: str) -> None:
+    """Make `env` start nutlite's upsd with `flags` (and the harness's -u)."""
+    argv = [sys.executable, "-m", "nutlite", "upsd", "-F", *env._user_args(), *flags]
+    env.upsd_argv = lambda: argv  # type: ignore[method-assign]
+
+
+def test_P_signals_the_given_pid_not_the_pid_file(make_env: Callable[..., NutEnv]) -> None:
+    env = make_env()
+    pidfile = env.statepath / "upsd.pid"
+    pidfile.write_text("999999999\n")  # a pid file pointing nowhere
+    assert run_cli(env, "-c", "reload").returncode == 1
+    out = run_cli(env, "-c", "reload", "-P", str(env.upsd_pid))
+    assert out.returncode == 0, out.stderr
+    wait_for(lambda: "reloading" in env.upsd_log(), 10, "the reload")
+    out = run_cli(env, "-c", "stop", "-P", "999999999")
+    assert out.returncode == 1 and "-P 999999999: no such process" in out.stderr
+    out = run_cli(env, "-c", "stop", "-P", "0")  # never "every process of my group"
+    assert out.returncode == 1 and "expected a process id" in out.stderr
+    assert env.upsd_running()
+    out = run_cli(env, "-c", "stop", "-P", str(env.upsd_pid))
+    assert out.returncode == 0
+    wait_for(lambda: not env.upsd_running(), 10, "upsd to stop")
+
+
+@pytest.mark.parametrize("quiet", ["-q", "-qq"])
+def test_q_raises_the_log_threshold(make_env: Callable[..., NutEnv], quiet: str) -> None:
+    env = make_env(start=False)
+    upsd_with(env, quiet)
+    env.write_configs()
+    (env.confpath / "upsd.users").chmod(0o644)  # a warning to see
+    env.start_driver("fake")
+    env.start_upsd()
+    env.wait_ready()
+    log = env.upsd_log()
+    assert "listening on" not in log and "Connected to UPS" not in log  # info lines
+    assert ("world readable" in log) == (quiet == "-q")  # warnings: only -qq hides them
+    env.stop_upsd()
+    upsd_with(env)
+    env.start_upsd()
+    assert "listening on" in env.upsd_log()
+
+
+def can_connect(host: str, port: int) -> bool:
+    try:
+        socket.create_connection((host, port), timeout=2).close()
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize("flag", ["-4", "-6"])
+def test_4_and_6_listen_on_one_family_only(make_env: Callable[..., NutEnv], flag: str) -> None:
+    try:
+        socket.socket(socket.AF_INET6).bind(("::1", 0))
+    except OSError:
+        pytest.skip("no IPv6 loopback")
+    env = make_env(start=False)
+    env.upsd_conf_extra = f"LISTEN ::1 {env.port}\n"  # and the harness's LISTEN 127.0.0.1
+    upsd_with(env, flag)
+    env.write_configs()
+    env.start_driver("fake")
+    env.start_upsd(wait=False)
+    wanted, other = ("127.0.0.1", "::1") if flag == "-4" else ("::1", "127.0.0.1")
+    wait_for(lambda: can_connect(wanted, env.port), 20, f"upsd on {wanted}")
+    assert not can_connect(other, env.port)
+    assert f"listening on {wanted} port" in env.upsd_log()
+    assert f"listening on {other} port" not in env.upsd_log()
+
+
+def test_r_is_accepted_with_one_warning(make_env: Callable[..., NutEnv], tmp_path: Path) -> None:
+    env = make_env(start=False)
+    upsd_with(env, "-r", str(tmp_path))
+    env.start()
+    assert reply(env, "GET VAR fake ups.status") == 'VAR fake ups.status "OL"'
+    assert env.upsd_log().count("does not chroot") == 1
+    os.kill(env.upsd_pid, signal.SIGHUP)  # reload and the driver socket work as without -r
+    wait_for(lambda: "configuration reloaded" in env.upsd_log(), 10, "the reload")
+    out = run_cli(env, "-F", "-r", str(tmp_path / "nosuch"))
+    assert out.returncode == 1 and f"-r {tmp_path / 'nosuch'}: no such directory" in out.stderr
+
+
+def test_B_goes_to_the_background_even_with_D(make_env: Callable[..., NutEnv]) -> None:
+    env = make_env(start=False)
+    env.write_configs()
+    env.start_driver("fake")
+    pidfile = env.statepath / "upsd.pid"
+    out = run_cli(env, "-B", "-D", *env._user_args())
+    assert out.returncode == 0, out.stderr  # the parent returns; the daemon runs on
+    pid = int(wait_for(lambda: pidfile.exists() and pidfile.read_text().strip(), 10, "the pid file"))  # type: ignore[arg-type]
+    try:
+        assert pid != os.getpid()
+        wait_reply(env, "GET VAR fake ups.status", 'VAR fake ups.status "OL"')
+        assert run_cli(env, "-c", "stop").returncode == 0
+        wait_for(lambda: not Path(f"/proc/{pid}").exists(), 10, "the daemon to stop")
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)

@@ -23,7 +23,8 @@ Behaviour follows Debian's upsd 2.8.0, checked against it reply by reply:
 
 Differences on purpose: TRACKING ids are random UUIDv4s (Debian's 2.8.0 upsd hands out the same
 sequence after every start); an INSTCMD parameter that upsd 2.8.0 would forward to the driver broken
-(with spaces or '=', or empty) is quoted.
+(with spaces or '=', or empty) is quoted. Password guessing is slowed down per client address
+(:mod:`nutlite.upsd.throttle`): the reply is then due later, ``Session.answer_at``.
 
 Speed: ``LIST VAR`` bodies are cached per UPS and spelling of its name, and replies to a repeated
 one-line ``GET VAR`` request are cached by the request bytes; both caches are keyed on the UPS state's
@@ -39,9 +40,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from nutlite.config import UpsConf, UpsdConf, User, UsersConf
-from nutlite.parseconf import Tokenizer, encode, quote
+from nutlite.parseconf import encode, quote
 from nutlite.state import DeviceState, ProtocolError
 from nutlite.upsd.descriptions import cmd_desc, var_desc
+from nutlite.upsd.lines import LineReader, ParseFailure, atoi, reply_line
+from nutlite.upsd.throttle import LoginThrottle
 
 log = logging.getLogger("nutlite.upsd")
 
@@ -50,8 +53,6 @@ SERVER_INFO = f"Network UPS Tools upsd {NUT_VERSION} - http://www.networkupstool
 PROTOCOL_VERSION = "1.3"
 HELP_TEXT = "Commands: HELP VER GET LIST SET INSTCMD LOGIN LOGOUT USERNAME PASSWORD STARTTLS"
 IDLE_TIMEOUT = 60.0  # upsd drops clients it has not heard a whole line from for this long
-REPLY_MAX = 512  # upsd's answer buffer: longer reply lines are cut (and lose their newline)
-READ_CHUNK = 512  # upsd reads 512 bytes at a time; a parse error drops the rest of that read
 
 # Tracking results from the driver (TRACKING <id> <n>) as GET TRACKING shows them.
 TRACKING_TEXT = {-1: "PENDING", 0: "SUCCESS", 1: "ERR UNKNOWN", 2: "ERR INVALID-ARGUMENT", 3: "ERR FAILED"}
@@ -85,22 +86,6 @@ ERR_INVALID_VALUE = _err("INVALID-VALUE")
 OK = b"OK\n"
 
 
-def reply_line(text: str) -> bytes:
-    """One reply line, cut to upsd's 512-byte answer buffer like upsd does."""
-    if len(text) < REPLY_MAX:
-        return (text + "\n").encode("latin-1", "replace")
-    return text.encode("latin-1", "replace")[:REPLY_MAX]
-
-
-def atoi(text: str) -> int:
-    """C's atoi: optional blanks and sign, then digits up to the first non-digit; 0 if none."""
-    m = _ATOI.match(text)
-    return int(m.group(1)) if m and m.group(1) not in ("", "+", "-") else 0
-
-
-_ATOI = re.compile(r"[ \t\n\r\x0b\x0c]*([+-]?\d*)")
-
-
 def new_tracking_id() -> str:
     """A random UUID version 4 in upper case, as upsd hands out for tracked commands."""
     b = bytearray(os.urandom(16))
@@ -108,51 +93,6 @@ def new_tracking_id() -> str:
     b[8] = (b[8] & 0x3F) | 0x80
     h = b.hex().upper()
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
-
-
-# --------------------------------------------------------------------------------------------- tokenizer
-
-class ParseFailure:
-    """Marks a request line that NUT's parser rejected (the message says why)."""
-
-    __slots__ = ("message",)
-
-    def __init__(self, message: str) -> None:
-        self.message = message
-
-
-class LineReader:
-    """Request lines from a client's byte stream, by NUT's tokenizer (:class:`nutlite.parseconf.Tokenizer`).
-
-    :meth:`feed` returns, for each finished line, its words or a :class:`ParseFailure`. What is particular
-    to upsd: after a rejected line it also drops the rest of the 512-byte read the error was in, so we
-    drop up to the next 512-byte boundary of the data received.
-    """
-
-    __slots__ = ("_tok",)
-
-    def __init__(self) -> None:
-        self._tok = Tokenizer()
-
-    @property
-    def idle(self) -> bool:
-        """True between lines (nothing of a new line seen yet)."""
-        return not self._tok.pending
-
-    def feed(self, data: bytes) -> list[list[str] | ParseFailure]:
-        text = data.decode("latin-1")
-        if "#" not in text:  # only an unescaped '#' inside quotes makes a line fail
-            return [ln.words for ln in self._tok.feed(text)]
-        out: list[list[str] | ParseFailure] = []
-        for pos in range(0, len(text), READ_CHUNK):
-            for ln in self._tok.feed(text[pos:pos + READ_CHUNK]):
-                if ln.error is None:
-                    out.append(ln.words)
-                    continue
-                out.append(ParseFailure(ln.error))
-                self._tok = Tokenizer()  # the rest of this block is dropped
-                break
-        return out
 
 
 # --------------------------------------------------------------------------------------------- state
@@ -219,7 +159,7 @@ class Session:
     """One client connection."""
 
     __slots__ = ("addr", "username", "password", "login", "tracking", "tls", "reader", "last_heard",
-                 "close_after", "start_tls", "transport")
+                 "close_after", "start_tls", "answer_at", "guessed", "transport")
 
     def __init__(self, addr: str, now: float = 0.0) -> None:
         self.addr = addr
@@ -232,14 +172,22 @@ class Session:
         self.last_heard = now
         self.close_after = False  # close the connection once the reply is written (LOGOUT)
         self.start_tls = False  # start TLS once the reply is written (STARTTLS)
+        # Send the reply to the last feed() not before this (monotonic) time: set when the address is
+        # being slowed down for failed logins (nutlite.upsd.throttle). A time already past means at
+        # once: the shell holds a reply (and reads nothing more from the client) until then.
+        self.answer_at = 0.0
+        self.guessed = False  # this session's wrong credentials were counted as a failed guess
         self.transport: object = None  # for the I/O shell
 
 
 class Server:
     """The upsd state and the request handlers."""
 
-    def __init__(self, maxage: float = 15, trackingdelay: float = 3600, tls_available: bool = False) -> None:
+    def __init__(self, maxage: float = 15, trackingdelay: float = 3600, tls_available: bool = False,
+                 throttle: LoginThrottle | None = None) -> None:
         self.maxage = maxage
+        self.throttle = throttle if throttle is not None else LoginThrottle()
+        self._checked: bool | None = None  # set by _user(): were the session's credentials right?
         self.trackingdelay = trackingdelay
         self.tls_available = tls_available
         self.upses: dict[str, UpsEntry] = {}  # lower-case name -> entry, in ups.conf order
@@ -389,6 +337,20 @@ class Server:
                 return ERR_USERNAME_REQUIRED
             if s.password is None:
                 return ERR_PASSWORD_REQUIRED
+            self._checked = None
+            r = self._call(h, s, words, now)
+            if self._checked is not None:  # credentials looked at: count a wrong guess, maybe wait
+                failed = not self._checked and not s.guessed  # one guess per session (its one PASSWORD)
+                s.guessed = s.guessed or failed
+                due = self.throttle.checked(s.addr, failed, now)
+                if due > s.answer_at:
+                    s.answer_at = due
+            return r
+        return self._call(h, s, words, now)
+
+    @staticmethod
+    def _call(h: Callable[[Session, list[str], float], bytes], s: Session, words: list[str], now: float
+              ) -> bytes:
         try:
             return h(s, words, now)
         except Exception:  # a bug must not take the connection (or upsd) down
@@ -414,7 +376,9 @@ class Server:
             return None
         u = self.users.get(s.username)
         if u is None or u.password is None or u.password != s.password:
+            self._checked = False
             return None
+        self._checked = True
         return u
 
     def _can(self, s: Session, *actions: str) -> bool:

@@ -1,9 +1,10 @@
 """``nutlite upsd``: the asyncio shell around :mod:`nutlite.upsd.core`.
 
-It binds the LISTEN addresses (then drops root with ``-u``), connects to every driver socket
-``<STATEPATH>/<driver>-<ups>`` (retrying about once a second), serves clients, and runs one 1-second
-timer for what upsd does periodically: PING silent drivers, notice stale data, drop clients idle for
-60 s, purge old tracking results. SIGHUP (or ``upsd -c reload``) re-reads ups.conf, upsd.conf and
+It binds the LISTEN addresses (then, started as root, becomes ``-u``'s user or ``nut``), connects to
+every driver socket ``<STATEPATH>/<driver>-<ups>`` (retrying about once a second), serves clients
+(:mod:`nutlite.upsd.clients`), and runs one 1-second timer for what upsd does periodically: PING silent
+drivers, notice stale data, drop clients idle for 60 s, purge old tracking results and forgive quiet
+password guessers. SIGHUP (or ``upsd -c reload``) re-reads ups.conf, upsd.conf and
 upsd.users; SIGTERM/SIGINT (``-c stop``) stops it. Under systemd it reports READY=1 once listening and
 pings the watchdog when WATCHDOG_USEC is set.
 """
@@ -35,13 +36,13 @@ from nutlite.config import (
     load_upsd_users,
     statepath,
 )
-from nutlite.upsd.core import NUT_VERSION, LineReader, Server, UpsEntry
+from nutlite.upsd.clients import ClientConn, ClientPoller
+from nutlite.upsd.core import NUT_VERSION, Server, UpsEntry
 
 log = logging.getLogger("nutlite.upsd")
 
 PROG = "upsd"
 BACKLOG = 4096
-WRITE_LIMIT = 4 * 1024 * 1024  # a client that lets this much reply data pile up is dropped
 CONNFAIL_LOG_INTERVAL = 300.0  # log a driver connection failure at most this often per UPS
 TICK = 1.0
 
@@ -58,18 +59,21 @@ class Configs:
 
 
 def load_configs() -> Configs:
-    """Read ups.conf, upsd.conf and upsd.users from NUT_CONFPATH; log their warnings."""
+    """Read ups.conf, upsd.conf and upsd.users from NUT_CONFPATH; log their warnings.
+
+    As in NUT, all three must exist (ConfigError naming the missing one and what to put in it)."""
+    upsd = load_upsd_conf(missing_ok=False)
     ups = load_ups_conf()
-    upsd = load_upsd_conf()
-    users = load_upsd_users()
+    users = load_upsd_users(missing_ok=False)
     for w in (*ups.warnings, *upsd.warnings, *users.warnings):
         log.warning("%s", w)
+    check_permissions(upsd.path)
     check_permissions(users.path)
     return Configs(ups, upsd, users)
 
 
 def check_permissions(path: str) -> None:
-    """Warn, like upsd, when a file holding passwords can be read by everybody."""
+    """Warn, like upsd, when a file that may hold passwords (CERTIDENT, users) can be read by everybody."""
     try:
         if os.stat(path).st_mode & stat.S_IROTH:
             log.warning("%s is world readable", path)
@@ -207,272 +211,6 @@ class DriverConn(asyncio.Protocol):
             self.transport.close()
 
 
-class _Tls:
-    """TLS on a client socket, through OpenSSL memory buffers (see ClientConn)."""
-
-    __slots__ = ("ssl", "inc", "out", "obj", "ready")
-
-    def __init__(self, ssl_module: Any, ctx: Any) -> None:
-        self.ssl = ssl_module
-        self.inc = ssl_module.MemoryBIO()
-        self.out = ssl_module.MemoryBIO()
-        self.obj = ctx.wrap_bio(self.inc, self.out, server_side=True)
-        self.ready = False
-
-
-class ClientPoller:
-    """All client sockets in one epoll set, which the event loop watches as a single reader.
-
-    One loop callback then serves every ready client in a tight loop, instead of one asyncio handle
-    per socket event (Linux: epoll).
-    """
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        import select
-
-        self.select = select
-        self.ep = select.epoll()
-        self.loop = loop
-        self.conns: dict[int, ClientConn] = {}
-        loop.add_reader(self.ep.fileno(), self.run)
-
-    def add(self, conn: ClientConn) -> None:
-        self.ep.register(conn.fd, self.select.EPOLLIN)
-        self.conns[conn.fd] = conn
-
-    def modify(self, conn: ClientConn, read: bool, write: bool) -> None:
-        sel = self.select
-        self.ep.modify(conn.fd, (sel.EPOLLIN if read else 0) | (sel.EPOLLOUT if write else 0))
-
-    def remove(self, conn: ClientConn) -> None:
-        if self.conns.get(conn.fd) is conn:
-            del self.conns[conn.fd]
-            with contextlib.suppress(OSError, ValueError):
-                self.ep.unregister(conn.fd)
-
-    def run(self) -> None:
-        try:
-            events = self.ep.poll(0, 512)
-        except InterruptedError:
-            return
-        conns = self.conns
-        out_flag = self.select.EPOLLOUT
-        for fd, ev in events:
-            c = conns.get(fd)
-            if c is None:
-                continue
-            try:
-                if ev & out_flag:
-                    c.on_writable()
-                    if ev == out_flag or c.gone:
-                        continue
-                c.on_readable()
-            except Exception:  # never let one client's trouble stop the others
-                log.exception("internal error serving %s", c.addr)
-                c.drop()
-
-    def close(self) -> None:
-        self.loop.remove_reader(self.ep.fileno())
-        self.ep.close()
-
-
-class ClientConn:
-    """One client connection on a raw non-blocking socket, polled by :class:`ClientPoller`.
-
-    (asyncio's stream transports cost about twice the time per request; upsd's requests are small and
-    its replies are written in one piece, so a plain socket does.) After STARTTLS the bytes go through
-    an ``ssl.SSLObject`` over memory buffers.
-    """
-
-    __slots__ = ("upsd", "poller", "sock", "fd", "addr", "session", "wbuf", "closing", "gone", "tls")
-
-    def __init__(self, upsd: Upsd, sock: socket.socket, addr: str) -> None:
-        self.upsd = upsd
-        self.poller = upsd.poller
-        self.sock = sock
-        self.fd = sock.fileno()
-        self.addr = addr
-        self.wbuf: bytearray | None = None
-        self.closing = False
-        self.gone = False
-        self.tls: _Tls | None = None
-        self.session = upsd.core.connect(addr, monotonic())
-        self.session.transport = self
-        self.poller.add(self)
-
-    # -- input
-    def on_readable(self) -> None:
-        try:
-            data = self.sock.recv(65536)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError:
-            self.drop()
-            return
-        if not data:  # EOF: upsd drops the client (after what we still owe it is written)
-            self.close()
-            return
-        if self.tls is not None:
-            self._tls_in(data)
-            return
-        s = self.session
-        out = self.upsd.core.feed(s, data, monotonic())
-        if out:
-            if self.wbuf is None:  # the common case, inline
-                try:
-                    n = self.sock.send(out)
-                except (BlockingIOError, InterruptedError):
-                    n = 0
-                except OSError:
-                    self.drop()
-                    return
-                if n < len(out):
-                    self.wbuf = bytearray(out[n:])
-                    self.poller.modify(self, True, True)
-            else:
-                self._send(out)
-        if s.close_after:
-            self.close()
-        elif s.start_tls:
-            s.start_tls = False
-            self._start_tls()
-
-    def handle(self, data: bytes) -> None:
-        s = self.session
-        out = self.upsd.core.feed(s, data, monotonic())
-        if out:
-            self.write(out)
-        if s.close_after:
-            self.close()
-        elif s.start_tls:
-            s.start_tls = False
-            self._start_tls()
-
-    # -- output
-    def write(self, data: bytes) -> None:
-        if self.tls is not None:
-            self.tls.obj.write(data)
-            data = self.tls.out.read()
-        self._send(data)
-
-    def _send(self, data: bytes) -> None:
-        if self.gone or not data:
-            return
-        if self.wbuf is not None:
-            self.wbuf += data
-            if len(self.wbuf) > WRITE_LIMIT:
-                log.info("Client %s does not read its replies; disconnecting", self.addr)
-                self.drop()
-            return
-        try:
-            n = self.sock.send(data)
-        except (BlockingIOError, InterruptedError):
-            n = 0
-        except OSError:
-            self.drop()
-            return
-        if n < len(data):
-            self.wbuf = bytearray(data[n:])
-            self.poller.modify(self, not self.closing, True)
-
-    def on_writable(self) -> None:
-        wbuf = self.wbuf
-        if wbuf is None:
-            return
-        try:
-            n = self.sock.send(wbuf)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError:
-            self.drop()
-            return
-        del wbuf[:n]
-        if not wbuf:
-            self.wbuf = None
-            if self.closing:
-                self.drop()
-            else:
-                self.poller.modify(self, True, False)
-
-    # -- closing
-    def close(self) -> None:
-        """Close once the pending output is written."""
-        if self.wbuf is None:
-            self.drop()
-        elif not self.closing:
-            self.closing = True
-            self.poller.modify(self, False, True)
-
-    def drop(self) -> None:
-        """Close now."""
-        if self.gone:
-            return
-        self.gone = True
-        self.poller.remove(self)
-        self.wbuf = None
-        with contextlib.suppress(OSError):
-            self.sock.close()
-        self.upsd.client_gone(self)
-
-    # -- TLS
-    def _start_tls(self) -> None:
-        ctx = self.upsd.ssl_context
-        if ctx is None:  # CERTFILE went away with a reload
-            self.drop()
-            return
-        import ssl
-
-        self.tls = _Tls(ssl, ctx)
-        self.session.tls = True
-        self.session.reader = LineReader()
-
-    def _tls_in(self, data: bytes) -> None:
-        t = self.tls
-        assert t is not None
-        ssl = t.ssl
-        t.inc.write(data)
-        if not t.ready:
-            try:
-                t.obj.do_handshake()
-                t.ready = True
-            except ssl.SSLWantReadError:
-                pass
-            except (ssl.SSLError, OSError) as exc:
-                log.info("TLS handshake with %s failed: %s", self.addr, exc)
-                self._send(t.out.read())
-                self.close()
-                return
-            self._send(t.out.read())
-            if not t.ready:
-                return
-            log.debug("Client %s switched to TLS", self.addr)
-        plain: list[bytes] = []
-        eof = False
-        while True:
-            try:
-                chunk = t.obj.read(65536)
-            except ssl.SSLWantReadError:
-                break
-            except ssl.SSLZeroReturnError:
-                eof = True
-                break
-            except (ssl.SSLError, OSError) as exc:
-                log.info("TLS error from %s: %s", self.addr, exc)
-                self.drop()
-                return
-            if not chunk:
-                eof = True
-                break
-            plain.append(chunk)
-        pending = t.out.read()
-        if pending:
-            self._send(pending)
-        if plain:
-            self.handle(b"".join(plain))
-        if eof:
-            self.close()
-
-
 # --------------------------------------------------------------------------------------------- daemon
 
 
@@ -564,6 +302,7 @@ class Upsd:
                 log.debug("Client %s timed out", s.addr)
                 s.transport.drop()
             core.purge_tracking(now)
+            core.throttle.expire(now)
         except Exception:
             log.exception("internal error in the periodic check")
         self._tick_handle = self.loop.call_later(TICK, self.tick)
@@ -740,17 +479,69 @@ class Upsd:
 # --------------------------------------------------------------------------------------------- CLI
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="upsd",
-        description="NUT-compatible network server: serves the UPSes of ups.conf on TCP port 3493.",
-        epilog="Configuration: ups.conf, upsd.conf, upsd.users in $NUT_CONFPATH (default /etc/nut).",
-    )
+HELP_DESCRIPTION = """\
+The NUT network server: it serves the UPSes of ups.conf, whose drivers it
+reaches through their sockets in the state path, to NUT clients on TCP port
+3493 (or the LISTEN addresses of upsd.conf). Started as root it switches to
+user nut unless -u names another. SIGHUP re-reads the configuration."""
+
+HELP_EPILOG = """\
+Files:
+  ups.conf      the UPSes to serve
+  upsd.conf     LISTEN addresses and other settings (required, may be empty)
+  upsd.users    who may log in and what they may do (required)
+  upsd.pid      in the state path: the pid file that -c uses
+
+Environment:
+  NUT_CONFPATH   folder of the configuration files (default /etc/nut)
+  NUT_STATEPATH  state path: driver sockets and pid file (default /run/nut)"""
+
+
+def prog_name() -> str:
+    """``upsd`` when started under that name (a link), else ``nutlite upsd``."""
+    return "upsd" if os.path.basename(sys.argv[0] or "") == "upsd" else "nutlite upsd"
+
+
+def build_parser(prog: str = "nutlite upsd") -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description=HELP_DESCRIPTION, epilog=HELP_EPILOG,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     daemon.add_common_flags(p)
-    p.add_argument("-4", dest="ipv4", action="store_true", help="IPv4 only")
-    p.add_argument("-6", dest="ipv6", action="store_true", help="IPv6 only")
-    p.add_argument("-V", action="version", version=f"nutlite upsd (NUT protocol of upsd {NUT_VERSION})")
+    p.add_argument("-P", dest="pid", metavar="PID", type=int,
+                   help="with -c, signal process PID instead of the one in the pid file")
+    p.add_argument("-q", dest="quiet", action="count", default=0,
+                   help="raise the log threshold (repeatable): -q hides info lines, -qq warnings too")
+    p.add_argument("-r", dest="chroot", metavar="DIR",
+                   help="accepted as in NUT, but nutlite does not chroot: confine it with its service's "
+                        "sandbox instead")
+    p.add_argument("-4", dest="ipv4", action="store_true", help="listen on IPv4 addresses only")
+    p.add_argument("-6", dest="ipv6", action="store_true", help="listen on IPv6 addresses only")
+    p.add_argument("-V", action="version", version=f"nutlite upsd (NUT protocol of upsd {NUT_VERSION})",
+                   help="show the version and exit")
     return p
+
+
+def signal_pid(pid: int, command: str) -> int:
+    """``-c <command> -P <pid>``: signal ``pid`` directly; return an exit code."""
+    if pid <= 0:
+        print(f"{PROG}: -P {pid}: expected a process id (a number > 0)", file=sys.stderr)
+        return 1
+    try:
+        os.kill(pid, daemon.SIGNALS[command])
+    except ProcessLookupError:
+        print(f"{PROG}: -P {pid}: no such process", file=sys.stderr)
+        return 1
+    except PermissionError:
+        print(f"{PROG}: -P {pid}: not allowed to signal it (run as its owner or root)", file=sys.stderr)
+        return 1
+    return 0
+
+
+def setup_logging(args: argparse.Namespace, foreground: bool) -> None:
+    """Logging as daemon.setup_logging sets it up, with the threshold raised once per -q."""
+    daemon.setup_logging(PROG, args.debug, foreground=foreground)
+    if args.quiet:
+        base = logging.DEBUG if args.debug else logging.INFO
+        logging.getLogger().setLevel(min(logging.CRITICAL, base + 10 * args.quiet))
 
 
 def control_statepath() -> Path:
@@ -764,13 +555,24 @@ def control_statepath() -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser(prog_name()).parse_args(argv)
     if args.command:
+        if args.pid is not None:
+            return signal_pid(args.pid, args.command)
         pidfile = daemon.pidfile_path(control_statepath(), PROG)
         return daemon.signal_running(pidfile, args.command, PROG)
 
     foreground = daemon.is_foreground(args)
-    daemon.setup_logging(PROG, args.debug, foreground=True)
+    setup_logging(args, foreground=True)
+    if args.pid is not None:
+        log.warning("-P %d is used only with -c; ignored", args.pid)
+    if args.chroot is not None:
+        if not os.path.isdir(args.chroot):
+            log.error("fatal: -r %s: no such directory", args.chroot)
+            return 1
+        log.warning("-r %s: nutlite does not chroot (a reload re-reads the configuration and the driver "
+                    "sockets are reached at their usual paths); confine upsd with its service's sandbox "
+                    "instead (systemd: ProtectSystem=, ReadOnlyPaths=, RootDirectory=)", args.chroot)
     try:
         configs = load_configs()
         if not configs.ups.ups and not allow_no_device(configs.upsd):
@@ -778,6 +580,11 @@ def main(argv: list[str] | None = None) -> int:
                               "no UPS defined (add a [section], or set ALLOW_NO_DEVICE in upsd.conf)")
         ssl_context = make_ssl_context(configs.upsd) if configs.upsd.certfile else None
     except ConfigError as exc:
+        log.error("fatal: %s", exc)
+        return 1
+    try:
+        user = daemon.resolve_user(args.user)
+    except SystemExit as exc:
         log.error("fatal: %s", exc)
         return 1
     if configs.upsd.certrequest:
@@ -800,17 +607,20 @@ def main(argv: list[str] | None = None) -> int:
 
     if not foreground:
         daemon.daemonize()
-        daemon.setup_logging(PROG, args.debug, foreground=False)
+        setup_logging(args, foreground=False)
     if not state_dir.is_dir():
         log.warning("STATEPATH %s does not exist: no driver can be reached", state_dir)
     else:
         daemon.write_pidfile(pidfile)
     try:
-        daemon.drop_privileges(args.user)
+        daemon.drop_privileges(user)
     except (SystemExit, OSError) as exc:
         log.error("fatal: %s", exc)
         daemon.remove_pidfile(pidfile)
         return 1
+    if user and not os.access(configs.users.path, os.R_OK):
+        log.warning("%s cannot be read as user %s: a reload will keep the users read at start (NUT's "
+                    "layout: owner root, group nut, mode 0640)", configs.users.path, user)
 
     upsd = Upsd(configs, listeners, state_dir, maxconn, ssl_context)
     try:
