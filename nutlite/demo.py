@@ -1,27 +1,54 @@
-"""`nutlite demo` (what `make run` starts): the whole stack on a simulated UPS.
+"""`nutlite demo` (what `make run` starts): the whole stack on simulated UPSes.
 
-It writes a private NUT configuration into a work folder and runs, until Ctrl-C, upsd on 127.0.0.1 with
-three UPSes that each go OL -> OB -> OB LB -> OL once a minute:
+It writes a private NUT configuration into a work folder and runs upsd on 127.0.0.1 with three UPSes
+that each go OL -> OB -> OB LB -> OL once a minute: ``demo`` (dummy-ups playing :data:`SEQUENCE`),
+``q1`` (nutdrv_qx on the Megatec Q1 simulator) and ``apc`` (apcsmart on the APC Smart-UPS simulator).
+The simulators are threads of this process, on ptys linked as ``tty-q1``/``tty-apc`` in the work
+folder; the daemons are child processes (see :func:`spawn` for how they never outlive the demo).
 
-* ``demo``: dummy-ups playing a sequence file;
-* ``q1``: nutlite's ``nutdrv_qx`` reading the simulated Megatec Q1 UPS (:mod:`nutlite.sim.q1`) on a
-  pseudo-terminal;
-* ``apc``: nutlite's ``apcsmart`` reading the simulated APC Smart-UPS (:mod:`nutlite.sim.apc`) on another.
-
-The simulators run inside this process; their ptys are linked as ``tty-q1`` and ``tty-apc`` in the work
-folder.
+Every way the demo ends stops everything it started: Ctrl-C, SIGTERM, SIGHUP (the terminal closing),
+an error in the demo, a daemon exiting (the demo says which and stops the others), and even SIGKILL.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
+
+HELP = """\
+Run the whole nutlite stack on simulated UPSes until it is stopped: upsd on
+127.0.0.1 with three UPSes that each go from mains to battery, to low battery
+and back to mains once a minute. Ctrl-C, SIGTERM or closing the terminal stops
+it and everything it started."""
+
+EPILOG = """\
+UPSes:
+  demo   dummy-ups playing a sequence file (conf/demo.seq)
+  q1     nutdrv_qx on a simulated Megatec Q1 UPS (a pty, linked as tty-q1)
+  apc    apcsmart on a simulated APC Smart-UPS (a pty, linked as tty-apc)
+
+Files (in the work folder):
+  conf/     ups.conf, upsd.conf, nut.conf and upsd.users (users admin,
+            password demo, and monuser, password secret)
+  state/    the drivers' sockets
+  lock/     the lock files of the simulated serial ports
+  tty-q1, tty-apc
+            links to the simulators' pseudo-terminals ('nutlite sim -h' tells
+            their script language)
+
+Examples:
+  nutlite demo
+  nutlite demo --port 3500 --dir /tmp/demo
+  nutlite upsc q1@localhost"""
 
 SEQUENCE = """\
 # nutlite demo UPS: mains, then a power cut that drains the battery, then mains again.
@@ -105,17 +132,16 @@ def _loop(ups: object, script: str, stop: threading.Event) -> None:
                 return
 
 
-def start_simulators(work: Path, stop: threading.Event) -> list[object]:
-    """The Q1 and APC simulators on ptys linked as ``tty-q1``/``tty-apc`` in ``work``, playing their cycle."""
+def start_simulators(work: Path, stop: threading.Event, sims: list[object]) -> None:
+    """The Q1 and APC simulators on ptys linked as ``tty-q1``/``tty-apc`` in ``work``, playing their cycle
+    until ``stop`` is set; each is added to ``sims`` as soon as it runs (to be stopped)."""
     from nutlite.sim.apc import PtyApc
     from nutlite.sim.q1 import PtyQ1
 
-    sims: list[object] = []
     for cls, link, script in ((PtyQ1, "tty-q1", Q1_CYCLE), (PtyApc, "tty-apc", APC_CYCLE)):
         sim = cls(link=work / link).start()
         sims.append(sim)
         threading.Thread(target=_loop, args=(sim.ups, script, stop), daemon=True).start()
-    return sims
 
 
 def write_config(work: Path, port: int) -> tuple[Path, Path]:
@@ -142,51 +168,221 @@ def write_config(work: Path, port: int) -> tuple[Path, Path]:
     return conf, state
 
 
-def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="nutlite demo", description=__doc__,
+# The daemons are started through this stub. It asks the kernel to send the child SIGTERM when the demo
+# goes away (PR_SET_PDEATHSIG = 1, kept across the exec that follows), so even a SIGKILL of the demo,
+# which runs no cleanup of its own, takes the daemons with it; the demo also stops them itself (SIGTERM,
+# then SIGKILL) on every other way out. A process group of their own would not survive SIGKILL (nobody
+# would be left to signal it) and would take the daemons out of the terminal's foreground group. The
+# stub rather than subprocess's preexec_fn, which is not safe while the simulator threads run; its
+# parent-pid check covers a demo that died before the prctl.
+_PDEATHSIG_STUB = """\
+import ctypes, os, signal, sys
+try:
+    ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM), 0, 0, 0)
+except (OSError, AttributeError):
+    pass
+if os.getppid() != int(sys.argv[1]):
+    sys.exit(1)
+os.execv(sys.argv[2], sys.argv[2:])
+"""
+
+
+def spawn(argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """Start a daemon that dies with the demo (see :data:`_PDEATHSIG_STUB`)."""
+    if sys.platform != "linux":
+        return subprocess.Popen(argv, env=env)
+    return subprocess.Popen([sys.executable, "-I", "-c", _PDEATHSIG_STUB, str(os.getpid()), *argv], env=env)
+
+
+class Stopped(BaseException):
+    """A signal asked the demo to stop (a BaseException, like KeyboardInterrupt: nothing swallows it)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def _raise_stopped(signum: int, _frame: object) -> None:
+    ignore_stop_signals()  # the first one stops the demo; nothing may interrupt its cleanup
+    raise Stopped(signum)
+
+
+def ignore_stop_signals() -> None:
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
+
+
+def catch_stop_signals() -> None:
+    """SIGINT, SIGTERM and SIGHUP raise :class:`Stopped`; a signal the demo was started with ignored
+    (``nohup``, a background job's SIGINT) stays ignored."""
+    for sig in STOP_SIGNALS:
+        if signal.getsignal(sig) != signal.SIG_IGN:
+            signal.signal(sig, _raise_stopped)
+
+
+def say(text: str) -> None:
+    """A message to stderr; nothing if the terminal is gone (SIGHUP after it was closed)."""
+    with contextlib.suppress(OSError, ValueError):
+        print(f"nutlite demo: {text}", file=sys.stderr, flush=True)
+
+
+def port_in_use(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return True
+            raise
+    return False
+
+
+def listening(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def how_it_ended(code: int) -> str:
+    if code < 0:
+        try:
+            return f"was killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"was killed by signal {-code}"
+    return f"exited with status {code}"
+
+
+def stop_all(procs: dict[str, subprocess.Popen[bytes]], timeout: float = 5.0) -> None:
+    """Stop every daemon still running, the last started first (upsd, then the drivers): SIGTERM and a wait
+    for it to end, SIGKILL for what still runs when ``timeout`` s have passed."""
+    deadline = time.monotonic() + timeout
+    for p in reversed(procs.values()):
+        if p.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                p.send_signal(signal.SIGTERM)
+            try:
+                p.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                pass
+    for p in procs.values():
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
+def port_number(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a port number") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"port {port} is out of range (1..65535)")
+    return port
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="nutlite demo", description=HELP, epilog=EPILOG,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--port", type=int, default=3493, help="upsd port on 127.0.0.1 (default 3493)")
+    parser.add_argument("--port", type=port_number, default=3493, help="upsd port on 127.0.0.1 (default 3493)")
     parser.add_argument("--dir", default=os.path.join(os.getcwd(), ".demo"),
-                        help="work folder for the demo's config and state (default ./.demo)")
-    args = parser.parse_args(argv)
+                        help="work folder for the demo's configuration and state (default ./.demo)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    catch_stop_signals()
+    procs: dict[str, subprocess.Popen[bytes]] = {}  # what each is -> its process, in starting order
+    stop = threading.Event()
+    sims: list[object] = []
+    try:
+        return run(args, procs, stop, sims)
+    except Stopped as exc:
+        say(f"{signal.Signals(exc.signum).name}: stopping")
+        return 0
+    except Exception as exc:  # an error of the demo itself: say it, and stop what it started
+        ignore_stop_signals()
+        say(f"error: {exc}; stopping")
+        return 1
+    finally:
+        ignore_stop_signals()  # a second Ctrl-C reaches the daemons through the terminal anyway
+        stop.set()
+        stop_all(procs)
+        for sim in sims:
+            with contextlib.suppress(Exception):
+                sim.stop()  # type: ignore[attr-defined]
+
+
+def run(args: argparse.Namespace, procs: dict[str, subprocess.Popen[bytes]], stop: threading.Event,
+        sims: list[object]) -> int:
     work = Path(args.dir).resolve()
-    conf, state = write_config(work, args.port)
+    if port_in_use(args.port):
+        say(f"port {args.port} on 127.0.0.1 is in use (another upsd?); choose another with --port")
+        return 1
+    try:
+        conf, state = write_config(work, args.port)
+        (work / "lock").mkdir(exist_ok=True)
+    except OSError as exc:
+        say(f"cannot write the demo's configuration in {work}: {exc.strerror or exc}")
+        return 1
     env = dict(os.environ, NUT_CONFPATH=str(conf), NUT_STATEPATH=str(state))
+    env["NUTLITE_LOCKDIR"] = str(work / "lock")  # the simulated ports' lock files stay in the demo's folder
     me = [sys.executable, "-m", "nutlite"]
     # As root, NUT's daemons switch to the 'nut' account, which may not reach the demo's folder; the
     # demo keeps the account it was started with.
     user = ["-u", "root"] if os.geteuid() == 0 else []
-    procs: list[subprocess.Popen[bytes]] = []
-    stop = threading.Event()
-    sims: list[object] = []
-    (work / "lock").mkdir(exist_ok=True)
-    env["NUTLITE_LOCKDIR"] = str(work / "lock")  # the simulated ports' lock files stay in the demo's folder
-    try:
-        sims = start_simulators(work, stop)
-        sockets = {"demo": "dummy-ups-demo", "q1": "nutdrv_qx-q1", "apc": "apcsmart-apc"}
-        for ups in sockets:
-            procs.append(subprocess.Popen([*me, "driver", "-a", ups, "-F", *user], env=env))
-        deadline = time.monotonic() + 20
-        while not all((state / s).exists() for s in sockets.values()) and time.monotonic() < deadline:
-            if any(p.poll() is not None for p in procs):
-                print("nutlite demo: a driver exited; see its messages above", file=sys.stderr)
-                return 1
-            time.sleep(0.05)
-        procs.append(subprocess.Popen([*me, "upsd", "-F", *user], env=env))
-        time.sleep(0.5)
-        if procs[-1].poll() is not None:
-            print(f"nutlite demo: upsd exited (is port {args.port} in use? try --port)", file=sys.stderr)
+    start_simulators(work, stop, sims)
+    drivers = {"demo": ("dummy-ups", "dummy-ups-demo"), "q1": ("nutdrv_qx", "nutdrv_qx-q1"),
+               "apc": ("apcsmart", "apcsmart-apc")}
+    for ups, (driver, _) in drivers.items():
+        procs[f"the {driver} driver of {ups}"] = spawn([*me, "driver", "-a", ups, "-F", *user], env)
+    deadline = time.monotonic() + 20
+    while not all((state / sock).exists() for _, sock in drivers.values()):
+        if dead := exited(procs):
+            return dead
+        if time.monotonic() > deadline:
+            say("the drivers did not start within 20 s; see their messages above")
             return 1
-        host = "localhost" if args.port == 3493 else f"localhost:{args.port}"
-        exe = os.path.join(os.path.dirname(sys.executable), "nutlite")
-        print(
-            f"""
+        time.sleep(0.05)
+    procs["upsd"] = spawn([*me, "upsd", "-F", *user], env)
+    deadline = time.monotonic() + 20
+    while not listening(args.port):
+        if dead := exited(procs):
+            return dead
+        if time.monotonic() > deadline:
+            say(f"upsd does not listen on 127.0.0.1:{args.port} after 20 s; see its messages above")
+            return 1
+        time.sleep(0.05)
+    print(banner(work, conf, args.port), flush=True)
+    while not (dead := exited(procs)):
+        time.sleep(0.2)
+    return dead
+
+
+def exited(procs: dict[str, subprocess.Popen[bytes]]) -> int:
+    """1 (after saying which) if a daemon has exited, else 0."""
+    for what, p in procs.items():
+        code = p.poll()
+        if code is not None:
+            say(f"{what} {how_it_ended(code)} (its messages are above); stopping the demo")
+            return 1
+    return 0
+
+
+def banner(work: Path, conf: Path, port: int) -> str:
+    host = "localhost" if port == 3493 else f"localhost:{port}"
+    exe = os.path.join(os.path.dirname(sys.executable), "nutlite")
+    return f"""
 nutlite demo is running: three simulated UPSes go OL -> OB -> OB LB -> OL every minute:
   demo  dummy-ups playing {conf / "demo.seq"}
   q1    nutdrv_qx on a simulated Megatec Q1 UPS ({work / "tty-q1"})
   apc   apcsmart on a simulated APC Smart-UPS ({work / "tty-apc"})
   config and state: {work}
-  upsd:             127.0.0.1:{args.port}
+  upsd:             127.0.0.1:{port}
 
 Look at it from another terminal:
   {exe} upsc demo@{host}                 all variables
@@ -197,24 +393,4 @@ Look at it from another terminal:
   {exe} upsrw -s ups.delay.shutdown=60 -u admin -p demo demo@{host}
 NUT's own clients work too (upsc demo@{host}, upsmon, Home Assistant's NUT integration).
 Ctrl-C stops it.
-""",
-            flush=True,
-        )
-        while all(p.poll() is None for p in procs):
-            time.sleep(0.5)
-        print("nutlite demo: a daemon exited; stopping", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 0
-    finally:
-        stop.set()
-        for p in reversed(procs):
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        for p in procs:
-            try:
-                p.wait(5)
-            except subprocess.TimeoutExpired:
-                p.kill()
-        for sim in sims:
-            sim.stop()  # type: ignore[attr-defined]
+"""

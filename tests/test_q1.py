@@ -4,8 +4,10 @@ replies, the port disappearing)."""
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -189,6 +191,34 @@ def test_driver_serves_the_simulated_ups(nut_env_factory: Callable[..., NutEnv],
     sim.ups.apply("battery 11.8")
     wait_for(lambda: get_var(env, "q1") == 'VAR q1 ups.status "OB"', 10, "OB", env)
     assert upsd_list(env, "q1")["battery.charge"] == "54"
+
+
+@pytest.mark.parametrize("driver", ["nutdrv_qx", "blazer_ser"])
+def test_status_and_values_come_from_the_same_reply(nut_env_factory: Callable[..., NutEnv], sim: PtyQ1,
+                                                    driver: str) -> None:
+    """After the mains go off (and on again), every reading through upsd shows the status and the input
+    voltage of the same reply: OB with 0.0 V, OL with 230.0 V. nutdrv_qx keeps its default pollfreq
+    (30 s), so no full update of NUT's kind comes within the test."""
+    env = start_env(nut_env_factory, sim, driver)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as drv:
+        drv.connect(str(env.socket_path("q1")))  # the driver's broadcasts, as upsd reads them
+        drv.settimeout(5)
+        for action, status, volts in (("mains off", "OB", "0.0"), ("mains on", "OL", "230.0")):
+            sim.ups.apply(action)
+            # the driver hands each reply's changes over in one write: the status comes with its voltage
+            chunk = b""
+            while f'SETINFO ups.status "{status}"'.encode() not in chunk:
+                chunk = drv.recv(65536)
+                assert chunk, "the driver closed its socket"
+            assert f'SETINFO input.voltage "{volts}"'.encode() in chunk, chunk
+            readings = []
+            deadline = time.monotonic() + 4
+            while time.monotonic() < deadline:
+                v = upsd_list(env, "q1")
+                readings.append((v["ups.status"], v["input.voltage"], v["input.voltage.fault"]))
+            assert readings[-1] == (status, volts, volts), readings
+            mixed = [r for r in readings if ("OB" in r[0].split()) != (r[1] == "0.0" and r[2] == "0.0")]
+            assert not mixed, (action, mixed)
 
 
 def test_instant_commands_and_delays(nut_env_factory: Callable[..., NutEnv], sim: PtyQ1) -> None:

@@ -7,6 +7,12 @@ the plain ``q1`` fallback, or ``protocol = ...``), the variables, the instant co
 ``R0000`` with ``stayoff``). :class:`QxDriver` also carries what :mod:`nutlite.drivers.blazer_ser`
 changes (the older driver of the same protocol).
 
+Every status reply is published whole: all its variables and ``ups.status`` together, handed to the
+socket clients as one message (:meth:`QxDriver._together`), so upsd never shows the status of one
+reply with the voltages of another. NUT 2.8.0's nutdrv_qx refreshes only the status between its full
+updates (every ``pollfreq`` s); here the reply has been read anyway, so ``pollfreq`` is accepted and
+published but changes nothing.
+
 Faults never stop the driver: no reply, a garbled or truncated reply, or the port disappearing mark
 the data stale with one log line saying what arrived; the port is reopened as soon as it is back.
 USB (``port = auto``) is not part of this build.
@@ -14,7 +20,9 @@ USB (``port = auto``) is not part of this build.
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 from typing import Any, ClassVar
 
 from nutlite.drivers import q1
@@ -62,9 +70,8 @@ class QxDriver(SerialDriver):
         self.batt_low: float | None = None
         self.batt_high: float | None = None
         self._start_range: tuple[float, float] | None = None  # for the runtime model's first charge
-        self._full: q1.Q1Reply | None = None  # the last status reply fully published
-        self._full_at = 0.0
         self._pending_first: q1.Q1Reply | None = None
+        # checked and published as NUT does; every reply is published whole (see the module docstring)
         self.pollfreq = self._int_setting("pollfreq", 30, 1, 10**9, "Poll frequency") if self.probe_protocols else 0
         self.offdelay = self._int_setting("offdelay", 30, *q1.OFFDELAY_RANGE, "Shutdown delay")
         default_on = 3 if self.ondelay_minutes else 180
@@ -171,7 +178,6 @@ class QxDriver(SerialDriver):
             except (q1.Q1Error, PortError) as exc:
                 self.log.warning("no status at start: %s", exc)
             else:
-                self._full, self._full_at = r, time.monotonic()
                 self._pending_first = r
         if self.protocol.has_rating and not self.testvar("norating"):
             try:
@@ -256,50 +262,55 @@ class QxDriver(SerialDriver):
         except q1.Q1Error as exc:
             self._failed(f"{command}: {exc}")
             return
-        now = time.monotonic()
-        if self._full is None or now - self._full_at >= self.pollfreq:
-            self._full, self._full_at = r, now
-            self._publish(r, alarms=True)
-        else:
-            self._publish_status(r, alarms=None)
+        self._publish(r, alarms=True)
         self._answered()
 
-    def _publish_status(self, r: q1.Q1Reply, alarms: bool | None) -> None:
-        """ups.status, and the alarms when ``alarms`` (cleared when False, kept as they are when None).
+    @contextlib.contextmanager
+    def _together(self) -> Iterator[None]:
+        """The state changes made inside go to the socket clients (upsd) in one write, not one write
+        each: upsd applies what one read brings before it answers its clients, so they see all of
+        them or none."""
+        send = self.state.on_change
+        if send is None:
+            yield
+            return
+        lines: list[str] = []
+        self.state.on_change = lines.append
+        try:
+            yield
+        finally:
+            self.state.on_change = send
+            if lines:
+                send("\n".join(lines))
 
-        Between full updates nutdrv_qx refreshes only the status, judging the AVR bit by the voltages
-        of the last full update, and keeps the alarms of that update -- as NUT 2.8.0 shows."""
-        base = self._full if self._full is not None and self.pollfreq else r
-        words = q1.status_tokens(q1.Q1Reply(base.input_voltage, base.fault_voltage, base.output_voltage, base.load,
-                                            base.frequency, base.battery_voltage, base.temperature, r.bits))
-        self.status_init()
-        for word in words:
-            self.status_set(word)
-        if alarms is not None:
+    def _publish(self, r: q1.Q1Reply, alarms: bool) -> None:
+        """Every variable of one status reply, the status and the alarms last, as one update."""
+        assert self.protocol is not None
+        with self._together():
+            for k, v in q1.values(r, f"{self.protocol.side}.frequency").items():
+                self.setinfo(k, v)
+            if not self.static_type or self.getinfo("ups.type") is None:
+                self.setinfo("ups.type", q1.ups_type(r))
+            self.setinfo("ups.beeper.status", "enabled" if r.beeper else "disabled")
+            if self.batt_low is not None and self.batt_high is not None:
+                charge = q1.charge_from_voltage(r.battery_voltage, self.batt_low, self.batt_high)
+                if self.runtime is not None:
+                    if self.runtime.soc is None and self._start_range is not None:
+                        charge = q1.charge_from_voltage(r.battery_voltage, *self._start_range)
+                    charge, runtime = self.runtime.update(time.monotonic(), r.load, r.utility_fail, charge)
+                    self.setinfo("battery.runtime", f"{runtime:.0f}")
+                self.setinfo("battery.charge", q1.fmt_charge(charge))
+            # after battery.charge: with ignorelb the status's LB is judged by this reply's charge
+            self.status_init()
+            for word in q1.status_tokens(r):
+                self.status_set(word)
             self.alarm_init()
             if alarms and r.failed:
                 self.alarm_set("UPS selftest failed!")
             if alarms and r.shutdown_active:
                 self.alarm_set("Shutdown imminent!")
             self.alarm_commit()
-        self.status_commit()
-
-    def _publish(self, r: q1.Q1Reply, alarms: bool) -> None:
-        assert self.protocol is not None
-        for k, v in q1.values(r, f"{self.protocol.side}.frequency").items():
-            self.setinfo(k, v)
-        if not self.static_type or self.getinfo("ups.type") is None:
-            self.setinfo("ups.type", q1.ups_type(r))
-        self.setinfo("ups.beeper.status", "enabled" if r.beeper else "disabled")
-        self._publish_status(r, alarms)
-        if self.batt_low is not None and self.batt_high is not None:
-            charge = q1.charge_from_voltage(r.battery_voltage, self.batt_low, self.batt_high)
-            if self.runtime is not None:
-                if self.runtime.soc is None and self._start_range is not None:
-                    charge = q1.charge_from_voltage(r.battery_voltage, *self._start_range)
-                charge, runtime = self.runtime.update(time.monotonic(), r.load, r.utility_fail, charge)
-                self.setinfo("battery.runtime", f"{runtime:.0f}")
-            self.setinfo("battery.charge", q1.fmt_charge(charge))
+            self.status_commit()
 
     # -- commands
     def _restart_minutes(self, stayoff: bool) -> int | None:

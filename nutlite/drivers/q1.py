@@ -15,8 +15,9 @@ observed on their sockets (see tests/test_q1_side_by_side.py):
   below half the input nothing, below 95 % TRIM, up to 105 % BYPASS, up to 150 % BOOST, above that
   nothing; bit 4 (UPS failed) -> ``ALARM`` with ``ups.alarm`` "UPS selftest failed!"; bit 3 ->
   ``ups.type``; bit 2 -> CAL; bit 1 -> FSD (and the alarm "Shutdown imminent!"); bit 0 ->
-  ``ups.beeper.status``. nutdrv_qx refreshes only ``ups.status`` between its full updates (every
-  ``pollfreq`` s), and publishes ``ups.type`` once; blazer_ser updates everything at every poll;
+  ``ups.beeper.status``. nutdrv_qx publishes ``ups.type`` once; 2.8.0's nutdrv_qx refreshes only
+  ``ups.status`` between its full updates (every ``pollfreq`` s), nutlite's publishes every reply
+  whole, as blazer_ser does (so status and values always come from the same reply);
 * ``F`` -> ``input.voltage.nominal`` (%.0f), ``input.current.nominal`` (%.1f),
   ``battery.voltage.nominal`` (%.1f), ``input.frequency.nominal`` (%.0f);
 * without ``battery.voltage.high``/``low`` (``default.``/``override.`` in ups.conf) they are guessed

@@ -13,28 +13,9 @@ failure) is logged as a command). Settings answer the ``-`` step to their next a
 Ctrl-Z list), string settings (``c`` UPS id, ``x`` battery date) take up to 8 characters after ``-`` (a CR ends a
 shorter one).
 
-Scripts (``--script FILE`` or :meth:`ApcUps.apply`), one action per line, ``#`` starts a comment:
-
-===========================  ===================================================================
-``mains off`` / ``on``       on battery (input 0 V, transfer reason L) / back on line
-``drain <%/s>``              battery charge falls by that much per second while on battery
-``recharge <%/s>``           battery charge rises while on mains
-``battery <percent>``        set the battery charge (voltage and runtime follow)
-``lowbatt on|off``           low battery bit (also set by itself when the runtime falls under ``q``)
-``load <percent>``           output load (> 100 = overload)
-``replace on|off``           replace-battery bit
-``boost`` / ``trim``         AVR: input 190 V / 255 V, output nominal
-``normal``                   AVR off, input = output = nominal
-``calibrate on|off``         runtime calibration bit
-``input <V>`` ``output <V>`` ``freq <Hz>`` ``temp <C>``
-``reason <c>``               transfer reason character (``G``)
-``eeprom <c> <value>``       set a setting's value directly (``_`` stands for a space)
-``selftest <XX>``            self-test result (``X``: OK, NG, BT, NO)
-``alerts on|off``            send alert characters (on by default)
-``mute`` / ``unmute``        stop / start answering
-``garbage`` / ``truncate``   the next reply is noise / cut short (once)
-``sleep <s>``                pause the script
-===========================  ===================================================================
+Scripts (``nutlite sim apc --script FILE`` or :meth:`ApcUps.apply`): the actions are the methods
+marked with :func:`nutlite.sim.script.action` here and in :mod:`nutlite.sim.script` (``nutlite sim -h``
+lists them).
 """
 
 from __future__ import annotations
@@ -48,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from nutlite.sim.pty import PtyServer
-from nutlite.sim.script import ScriptedUps
+from nutlite.sim.script import SWITCH, ScriptedUps, action, character, choice, number, word
 
 log = logging.getLogger("nutlite.sim.apc")
 
@@ -101,6 +82,8 @@ class ApcUps(ScriptedUps):
 
     _log: ClassVar[logging.Logger] = log
     _battery_attr: ClassVar[str] = "charge"
+    _battery_level: ClassVar[str] = "charge"
+    _battery_unit: ClassVar[str] = "%"
     _garbage_reply: ClassVar[bytes] = b"\xff\x00~#garbage\xfe" + CRLF
 
     model: str = "Smart-UPS 1000"
@@ -402,43 +385,65 @@ class ApcUps(ScriptedUps):
             self._sim_fail_until = None
         self._check_alerts()
 
-    # -- scripting: the actions of an APC UPS (the others: nutlite.sim.script)
-    def _apply_op(self, op: str, arg: str, args: list[str], on: bool) -> bool:
-        if op == "mains":
-            self.on_battery = not on
-            if on:
-                self.input_voltage = self.output_voltage = float(self.nominal_voltage)
-                self.boost = self.trim = False
-            else:
-                self.reason = "L"
-        elif op == "recharge":
-            self.charge_rate = float(arg)
-        elif op == "lowbatt":
-            self.low_battery = on
-        elif op == "replace":
-            self.replace = on
-        elif op == "boost":
-            self.boost, self.trim = True, False
-            self.input_voltage, self.output_voltage = 190.0, float(self.nominal_voltage)
-        elif op == "trim":
-            self.boost, self.trim = False, True
-            self.input_voltage, self.output_voltage = 255.0, float(self.nominal_voltage)
-        elif op == "normal":
-            self.boost = self.trim = False
+    # -- scripting: the actions of an APC UPS (the shared ones: nutlite.sim.script)
+    @action("mains", "off: on battery (input 0 V, transfer reason L); on: back on line, input and output "
+                     "nominal (AVR off)", SWITCH)
+    def _act_mains(self, on: bool) -> None:
+        self.on_battery = not on
+        if on:
             self.input_voltage = self.output_voltage = float(self.nominal_voltage)
-        elif op == "calibrate":
-            self.calibrating = on
-        elif op == "eeprom":
-            self.settings[arg] = args[1].replace("_", " ")
-        elif op == "reason":
-            self.reason = arg[:1]
-        elif op == "selftest":
-            self.selftest = arg
-        elif op == "alerts":
-            self.alerts = on
+            self.boost = self.trim = False
         else:
-            return False
-        return True
+            self.reason = "L"
+
+    @action("recharge", "the battery charge rises by RATE % a second on mains", number("RATE"))
+    def _act_recharge(self, rate: float) -> None:
+        self.charge_rate = rate
+
+    @action("lowbatt", "the low-battery bit (also set by itself on battery when the runtime falls under the "
+                       "q setting)", SWITCH)
+    def _act_lowbatt(self, on: bool) -> None:
+        self.low_battery = on
+
+    @action("replace", "the replace-battery bit", SWITCH)
+    def _act_replace(self, on: bool) -> None:
+        self.replace = on
+
+    @action("boost", "AVR boost: input 190 V, output nominal")
+    def _act_boost(self) -> None:
+        self.boost, self.trim = True, False
+        self.input_voltage, self.output_voltage = 190.0, float(self.nominal_voltage)
+
+    @action("trim", "AVR trim: input 255 V, output nominal")
+    def _act_trim(self) -> None:
+        self.boost, self.trim = False, True
+        self.input_voltage, self.output_voltage = 255.0, float(self.nominal_voltage)
+
+    @action("normal", "AVR off, input and output nominal")
+    def _act_normal(self) -> None:
+        self.boost = self.trim = False
+        self.input_voltage = self.output_voltage = float(self.nominal_voltage)
+
+    @action("calibrate", "the runtime-calibration bit", SWITCH)
+    def _act_calibrate(self, on: bool) -> None:
+        self.calibrating = on
+
+    @action("eeprom", "set the value of the setting CHAR directly ('_' stands for a space)", character("CHAR"),
+            word("VALUE"))
+    def _act_eeprom(self, char: str, value: str) -> None:
+        self.settings[char] = value.replace("_", " ")
+
+    @action("reason", "the transfer reason character (the answer to G)", character("CHAR"))
+    def _act_reason(self, char: str) -> None:
+        self.reason = char
+
+    @action("selftest", "the self-test result (the answer to X)", choice("OK", "NG", "BT", "NO"))
+    def _act_selftest(self, result: str) -> None:
+        self.selftest = result
+
+    @action("alerts", "send alert characters (on at start)", SWITCH)
+    def _act_alerts(self, on: bool) -> None:
+        self.alerts = on
 
     def _applied(self) -> None:
         self._check_alerts()

@@ -12,28 +12,9 @@ USB-serial adapter that is unplugged.
 and ``QS`` (so nutdrv_qx's probe picks those protocols). Unknown commands are echoed back, as many
 Megatec units do.
 
-Scripts (``--script FILE`` or :meth:`Q1Ups.apply`), one action per line, ``#`` starts a comment:
-
-=========================  =====================================================================
-``mains off`` / ``on``     utility fail bit, input voltage 0 / nominal
-``drain <V/s>``            battery voltage falls by that many volts per second while on battery
-``charge <V/s>``           battery voltage rises while on mains (up to full)
-``battery <V>``            set the battery voltage (per the value the UPS reports)
-``lowbatt on|off``         battery low bit
-``load <percent>``         output load (>100 = overload)
-``replace on|off``         the UPS-failed bit (what a worn battery makes Megatec units report)
-``boost`` / ``trim``       AVR active: input 190 V -> output 230 V, input 250 V -> output 220 V
-``bypass``                 AVR bit with output = input
-``normal``                 AVR off, input = output = nominal
-``input <V>`` ``output <V>`` ``freq <Hz>`` ``temp <C>``
-``type online|offline``    UPS type bit
-``beeper on|off``          beeper bit
-``test on|off``            battery test bit (CAL)
-``fsd on|off``             shutdown-active bit (FSD)
-``mute`` / ``unmute``      stop / start answering
-``garbage`` / ``truncate`` the next reply is noise / cut short (once)
-``sleep <s>``              pause the script
-=========================  =====================================================================
+Scripts (``nutlite sim q1 --script FILE`` or :meth:`Q1Ups.apply`): the actions are the methods marked
+with :func:`nutlite.sim.script.action` here and in :mod:`nutlite.sim.script` (``nutlite sim -h`` lists
+them).
 """
 
 from __future__ import annotations
@@ -48,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from nutlite.sim.pty import PtyServer
-from nutlite.sim.script import ScriptedUps
+from nutlite.sim.script import SWITCH, ScriptedUps, action, choice, number
 
 log = logging.getLogger("nutlite.sim.q1")
 
@@ -68,7 +49,9 @@ class Q1Ups(ScriptedUps):
 
     _log: ClassVar[logging.Logger] = log
     _battery_attr: ClassVar[str] = "battery_voltage"
-    _load_type: ClassVar[Callable[[str], Any]] = int
+    _battery_level: ClassVar[str] = "voltage"
+    _battery_unit: ClassVar[str] = "V"
+    _load_type: ClassVar[Callable[[float], Any]] = int
     _garbage_reply: ClassVar[bytes] = b"\xff\x00#@!garbage?\xfe\r"
 
     input_voltage: float = 230.0
@@ -182,42 +165,64 @@ class Q1Ups(ScriptedUps):
     def _battery_full(self) -> float:
         return self.full_battery
 
-    # -- scripting: the actions of a Q1 UPS (the others: nutlite.sim.script)
-    def _apply_op(self, op: str, arg: str, args: list[str], on: bool) -> bool:
-        if op == "mains":
-            self.utility_fail = not on
-            self.input_voltage = self.fault_voltage = self.nominal_voltage if on else 0.0
-            if on:
-                self.output_voltage = self.nominal_voltage
-                self.avr = False
-        elif op == "charge":
-            self.charge_rate = float(arg)
-        elif op == "lowbatt":
-            self.battery_low = on
-        elif op == "replace":
-            self.failed = on
-        elif op == "boost":
-            self.avr, self.input_voltage, self.fault_voltage, self.output_voltage = True, 190.0, 190.0, 230.0
-        elif op == "trim":
-            self.avr, self.input_voltage, self.fault_voltage, self.output_voltage = True, 250.0, 250.0, 220.0
-        elif op == "bypass":
-            self.avr, self.output_voltage = True, self.input_voltage
-        elif op == "normal":
+    # -- scripting: the actions of a Q1 UPS (the shared ones: nutlite.sim.script)
+    @action("mains", "off: the utility-fail bit and 0 V input; on: back on mains, input and output nominal "
+                     "(AVR off)", SWITCH)
+    def _act_mains(self, on: bool) -> None:
+        self.utility_fail = not on
+        self.input_voltage = self.fault_voltage = self.nominal_voltage if on else 0.0
+        if on:
+            self.output_voltage = self.nominal_voltage
             self.avr = False
-            self.input_voltage = self.fault_voltage = self.output_voltage = self.nominal_voltage
-        elif op == "input":
-            self.input_voltage = self.fault_voltage = float(arg)
-        elif op == "type":
-            self.offline_type = arg.lower() != "online"
-        elif op == "beeper":
-            self.beeper = on
-        elif op == "test":
-            self.test = on
-        elif op == "fsd":
-            self.shutdown_active = on
-        else:
-            return False
-        return True
+
+    @action("charge", "the battery voltage rises by RATE V a second on mains (up to full)", number("RATE"))
+    def _act_charge(self, rate: float) -> None:
+        self.charge_rate = rate
+
+    @action("lowbatt", "the battery-low bit", SWITCH)
+    def _act_lowbatt(self, on: bool) -> None:
+        self.battery_low = on
+
+    @action("replace", "the UPS-failed bit (what a worn battery makes Megatec units report)", SWITCH)
+    def _act_replace(self, on: bool) -> None:
+        self.failed = on
+
+    @action("boost", "AVR active: input 190 V, output 230 V")
+    def _act_boost(self) -> None:
+        self.avr, self.input_voltage, self.fault_voltage, self.output_voltage = True, 190.0, 190.0, 230.0
+
+    @action("trim", "AVR active: input 250 V, output 220 V")
+    def _act_trim(self) -> None:
+        self.avr, self.input_voltage, self.fault_voltage, self.output_voltage = True, 250.0, 250.0, 220.0
+
+    @action("bypass", "AVR bit with the output equal to the input")
+    def _act_bypass(self) -> None:
+        self.avr, self.output_voltage = True, self.input_voltage
+
+    @action("normal", "AVR off, input and output nominal")
+    def _act_normal(self) -> None:
+        self.avr = False
+        self.input_voltage = self.fault_voltage = self.output_voltage = self.nominal_voltage
+
+    @action("input", "input voltage (and the fault voltage)", number("VOLTS"))
+    def _act_input(self, volts: float) -> None:
+        self.input_voltage = self.fault_voltage = volts
+
+    @action("type", "the UPS-type bit", choice("online", "offline"))
+    def _act_type(self, kind: str) -> None:
+        self.offline_type = kind != "online"
+
+    @action("beeper", "the beeper bit", SWITCH)
+    def _act_beeper(self, on: bool) -> None:
+        self.beeper = on
+
+    @action("test", "the battery-test bit (CAL)", SWITCH)
+    def _act_test(self, on: bool) -> None:
+        self.test = on
+
+    @action("fsd", "the shutdown-active bit (FSD)", SWITCH)
+    def _act_fsd(self, on: bool) -> None:
+        self.shutdown_active = on
 
 
 def battvolt(v: float) -> str:
