@@ -7,9 +7,9 @@ import re
 import subprocess
 
 import pytest
+from nutenv import REPO_ROOT
 
 from nutlite.cli import TOOLS
-from tests.nutenv import REPO_ROOT
 
 DOCS = [REPO_ROOT / "README.md", *sorted((REPO_ROOT / "docs").glob("*.md"))]
 LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
