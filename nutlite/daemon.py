@@ -95,12 +95,20 @@ def pidfile_path(statepath: str | os.PathLike[str], name: str) -> Path:
     return Path(statepath) / f"{name}.pid"
 
 
-def write_pidfile(path: str | os.PathLike[str]) -> None:
+def write_pidfile(path: str | os.PathLike[str]) -> bool:
+    """Record our pid in ``path``; a failure is logged (with the facts of NUT FAQ #4), not raised, since
+    the daemon works without its pid file (only ``-c reload|stop`` cannot find it then)."""
     try:
         with open(path, "w") as fh:
             fh.write(f"{os.getpid()}\n")
     except OSError as exc:
-        log.warning("cannot write pid file %s: %s", path, exc.strerror)
+        folder = os.path.dirname(os.path.abspath(path))
+        log.warning("%s", path_error(
+            path, exc, f"Without it '-c reload' and '-c stop' cannot find this process: make {folder} writable "
+            f"by {account_name(os.geteuid())} (owner or group, mode 0770), or point NUT_STATEPATH (NUT_ALTPIDPATH "
+            "for the drivers) at a folder it may write.", what="cannot write the pid file"))
+        return False
+    return True
 
 
 def remove_pidfile(path: str | os.PathLike[str]) -> None:
@@ -204,10 +212,56 @@ def describe_path(path: str | os.PathLike[str]) -> str:
             f"{group_name(st.st_gid)} (GID {st.st_gid}), mode {stat.S_IMODE(st.st_mode):04o}")
 
 
+def own_group() -> str:
+    """The name of the group this program runs with (what a file's group should be for it to read it)."""
+    return group_name(os.getegid())
+
+
 def running_as() -> str:
     """``This program is currently running as nut (UID 102)``."""
     uid = os.geteuid()
     return f"This program is currently running as {account_name(uid)} (UID {uid})"
+
+
+def _nearest_existing(path: Path) -> Path | None:
+    """``path`` or the closest folder above it that can be looked at."""
+    for p in (path, *path.parents):
+        try:
+            os.stat(p)
+            return p
+        except OSError:
+            continue
+    return None
+
+
+def path_facts(path: str | os.PathLike[str]) -> list[str]:
+    """What NUT FAQ #4 asks a user to check about ``path``: its owner, group and mode and those of its
+    folder (creating, replacing or removing a file needs the folder's write permission); for a path
+    that is missing or cannot be looked at, the nearest folder above it that can."""
+    p = Path(os.path.abspath(path))
+    lines: list[str] = []
+    try:
+        os.stat(p)
+    except OSError as exc:
+        lines.append(f"{p} does not exist" if exc.errno == errno.ENOENT
+                     else f"{p} cannot be looked at: {exc.strerror or exc}")
+        near = _nearest_existing(p.parent)
+        if near is not None:
+            lines.append(describe_path(near))
+        return lines
+    lines.append(describe_path(p))
+    if p.parent != p:
+        lines.append(describe_path(p.parent))
+    return lines
+
+
+def path_error(path: str | os.PathLike[str], exc: OSError | str, advice: str, what: str | None = None) -> str:
+    """A start-up error about ``path`` in the style of NUT FAQ #4, one fact a line: what failed and why,
+    who this program runs as, the owner/group/mode of the path (and of its folder), what to change.
+
+    ``what`` names the action (``cannot create the driver socket``); the default is ``cannot use``."""
+    why = exc if isinstance(exc, str) else (exc.strerror or str(exc))
+    return "\n".join([f"{what or 'cannot use'} {path}: {why}", running_as(), *path_facts(path), advice])
 
 
 def resolve_user(requested: str | None) -> str | None:

@@ -3,6 +3,7 @@ dropping root, -k, the core instant commands, and Debian's upsd reading a nutlit
 
 from __future__ import annotations
 
+import contextlib
 import grp
 import os
 import pwd
@@ -13,13 +14,14 @@ import stat
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from nutenv import DATA_DIR, dummy_ups
 from test_sockproto import read_dump, user_args
 
-from nutlite.drivers.core import DriverConfig, ping_socket, resolve_user
+from nutlite.drivers.core import ping_socket
 
 REPO = Path(__file__).resolve().parent.parent
 CONFORMANCE = (DATA_DIR / "conformance.dev").read_text()
@@ -347,19 +349,51 @@ def test_drops_root() -> None:
         shutil.rmtree(base, ignore_errors=True)
 
 
-def test_default_user() -> None:
-    cfg = DriverConfig("u", "dummy-ups")
-    if os.geteuid() == 0:
-        try:
-            pwd.getpwnam("nut")
-            assert resolve_user(cfg) == "nut"  # NUT's run-as account when root and nothing configured
-        except KeyError:
-            assert resolve_user(cfg) is None
-    cfg.values["user"] = "someone"
-    assert resolve_user(cfg) == "someone"
-    cfg.user = "other"
-    assert resolve_user(cfg) == "other"
+@contextlib.contextmanager
+def world_readable_setup(section: str = "driver = dummy-ups\nport = x.dev\n") -> Iterator[Setup]:
+    """A Setup another account can use: pytest's tmp dirs are root-only (0700)."""
+    import shutil
+    import tempfile
 
+    base = Path(tempfile.mkdtemp(prefix="nutlite-user-"))
+    s = Setup(base / "s", section)
+    try:
+        for d in (base, s.base, s.conf):
+            os.chmod(d, 0o755)
+        os.chmod(s.conf / "x.dev", 0o644)
+        os.chmod(s.state, 0o777)
+        yield s
+    finally:
+        s.cleanup()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def uid_of(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as fh:
+        return int(next(line for line in fh if line.startswith("Uid:")).split()[2])
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to switch users")
+@pytest.mark.parametrize(
+    ("conf_global", "section_user", "flag", "expected"),
+    [
+        ("", None, None, "nut"),  # NUT's run-as account when started as root and nothing says otherwise
+        ("", "nobody", None, "nobody"),  # the section's user setting
+        ("user = nobody\n", None, None, "nobody"),  # the global one
+        ("", "nobody", "nut", "nut"),  # -u wins
+    ],
+)
+def test_run_as_user(conf_global: str, section_user: str | None, flag: str | None, expected: str) -> None:
+    with world_readable_setup() as s:
+        text = conf_global + "[u]\ndriver = dummy-ups\nport = x.dev\n"
+        if section_user:
+            text += f"user = {section_user}\n"
+        (s.conf / "ups.conf").write_text(text)
+        p = s.start("-F", *(["-u", flag] if flag else []))
+        assert uid_of(p.pid) == pwd.getpwnam(expected).pw_uid, s.log()
+        assert os.stat(s.sock).st_uid == pwd.getpwnam(expected).pw_uid
+        assert s.run("-a", "u", "-c", "stop").returncode == 0
+        assert p.wait(10) == 0
 
 def test_started_by_driver_name(setup, tmp_path: Path) -> None:  # noqa: ANN001
     """``dummy-ups -a u`` through a link named like NUT's driver program."""

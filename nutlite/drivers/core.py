@@ -25,7 +25,6 @@ import grp
 import inspect
 import logging
 import os
-import pwd
 import signal
 import socket
 import stat
@@ -36,16 +35,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from nutlite import __version__
+from nutlite import __version__, daemon
 from nutlite.config import ConfigError, UpsConf, confpath, load_ups_conf, statepath
-from nutlite.daemon import Notifier, drop_privileges, remove_pidfile, setup_logging, write_pidfile
+from nutlite.daemon import (
+    Notifier,
+    account_name,
+    drop_privileges,
+    own_group,
+    path_error,
+    remove_pidfile,
+    setup_logging,
+    write_pidfile,
+)
 from nutlite.parseconf import Tokenizer, quote
 from nutlite.state import KNOWN_FLAGS, DeviceState, Var
 
 log = logging.getLogger("nutlite.driver")
 
-DEFAULT_USER = "nut"  # NUT's build-time run-as account (Debian); used when started as root without -u
-DEFAULT_GROUP = "nut"
+DEFAULT_GROUP = "nut"  # the group the socket file is given to when started as root (as Debian's drivers)
 MAX_CLIENT_BACKLOG = 4 * 1024 * 1024  # bytes queued for a socket client that does not read
 
 
@@ -479,6 +486,11 @@ class Driver:
     version: ClassVar[str] = "0.1"  # driver.version.internal
     options: ClassVar[tuple[Option, ...]] = ()  # what -x / ups.conf may set besides the core settings
 
+    @classmethod
+    def help_sections(cls) -> str:
+        """More plain text for ``-h`` after the driver's settings (e.g. genericups' cable types)."""
+        return ""
+
     def __init__(self, config: DriverConfig, state: DriverState | None = None) -> None:
         self.config = config
         self.state = state if state is not None else DriverState()
@@ -624,10 +636,12 @@ def validate_options(cls: type[Driver], cfg: DriverConfig) -> None:
         if low in known_values or low.startswith(("default.", "override.")):
             continue
         raise DriverError(
-            f"'{key}' is not a setting of the {cls.name} driver (see '{cls.name} -h' for the ones it takes)")
+            f"'{key}' is not a setting of the {cls.name} driver "
+            f"(see 'nutlite {cls.name} -h' for the ones it takes)")
     for flag in cfg.flags:
         if flag.lower() not in known_flags:
-            raise DriverError(f"'{flag}' is not a flag of the {cls.name} driver (see '{cls.name} -h' for the ones it takes)")
+            raise DriverError(f"'{flag}' is not a flag of the {cls.name} driver "
+                              f"(see 'nutlite {cls.name} -h' for the ones it takes)")
 
 
 def publish_core(driver: Driver) -> None:
@@ -767,18 +781,39 @@ def killpower_via_socket(path: str | os.PathLike[str], timeout: float = 30.0) ->
 # Privileges, socket file, background
 
 
-def resolve_user(cfg: DriverConfig) -> str | None:
-    """The account to run as: -u, ups.conf ``user``, else NUT's ``nut`` when started as root."""
-    user = cfg.run_as_user
-    if user:
-        return user
-    if os.geteuid() == 0:
-        try:
-            pwd.getpwnam(DEFAULT_USER)
-            return DEFAULT_USER
-        except KeyError:
-            log.warning("running as root: no 'user' setting and no '%s' account to switch to", DEFAULT_USER)
-    return None
+def become_driver_user(cfg: DriverConfig) -> None:
+    """Drop root as every nutlite daemon does (:func:`nutlite.daemon.resolve_user`): to ``-u``, else the
+    ups.conf ``user`` setting (of the section, else the global one), else NUT's ``nut`` account."""
+    try:
+        drop_privileges(daemon.resolve_user(cfg.run_as_user))
+    except SystemExit as exc:
+        raise DriverError(str(exc.code)) from None
+
+
+def state_dir_advice(folder: Path) -> str:
+    who = account_name(os.geteuid())
+    return (f"Make {folder} writable by {who} (e.g. chown root:{own_group()} {folder}; chmod 0770 {folder}), "
+            "point NUT_STATEPATH or the 'statepath' setting of ups.conf at a folder it may write, or run the driver "
+            "as a user who may write there (-u, or 'user = ...' in ups.conf).")
+
+
+def check_state_dir(cfg: DriverConfig) -> None:
+    """Fail early, before the device is opened, when the socket cannot be created in the state folder."""
+    folder = cfg.statepath
+    try:
+        st = os.stat(folder)
+    except OSError as exc:
+        raise DriverError(path_error(
+            folder, exc, f"Create it (e.g. mkdir -p {folder}; chown root:{own_group()} {folder}; "
+            f"chmod 0770 {folder}) or point NUT_STATEPATH or the 'statepath' setting of ups.conf at the folder for the driver sockets.",
+            what="cannot use the state folder")) from None
+    if not stat.S_ISDIR(st.st_mode):
+        raise DriverError(path_error(folder, "not a folder", "Point NUT_STATEPATH or the 'statepath' setting of "
+                                     "ups.conf at the folder for the driver sockets.",
+                                     what="cannot use the state folder"))
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise DriverError(path_error(folder, "no permission to create the driver socket there",
+                                     state_dir_advice(folder), what="cannot use the state folder"))
 
 
 def socket_group(cfg: DriverConfig) -> str | None:
@@ -794,19 +829,33 @@ def socket_group(cfg: DriverConfig) -> str | None:
 
 def create_socket(path: Path, group: str | None) -> socket.socket:
     """Bind the driver socket: stale file removed, mode 0660, given group."""
-    with contextlib.suppress(FileNotFoundError):
+    try:
         st = os.lstat(path)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise DriverError(path_error(path, exc, state_dir_advice(path.parent),
+                                     what="cannot look at the old driver socket")) from None
+    else:
         if not stat.S_ISSOCK(st.st_mode):
-            raise DriverError(f"{path} exists and is not a socket; remove it")
-        os.unlink(path)
+            raise DriverError(path_error(path, "exists and is not a socket", f"Remove {path} (or move it away).",
+                                         what="cannot create the driver socket"))
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise DriverError(path_error(
+                path, exc, "It is left from an earlier start, perhaps as another user: remove it. "
+                + state_dir_advice(path.parent),
+                what="cannot replace the old driver socket")) from None
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         sock.bind(os.fspath(path))
     except OSError as exc:
         sock.close()
-        raise DriverError(
-            f"cannot create the driver socket {path}: {exc.strerror} "
-            f"(check that {path.parent} exists and is writable by uid {os.geteuid()})") from None
+        raise DriverError(path_error(path, exc, state_dir_advice(path.parent),
+                                     what="cannot create the driver socket")) from None
     os.chmod(path, 0o660)
     if group:
         try:
@@ -1215,9 +1264,9 @@ def killpower(driver: Driver) -> int:
             return 0
         if result is not None:
             log.error("the running driver refused or failed killpower (result %d); trying directly", result)
-    drop_privileges(resolve_user(cfg))
-    log.warning("initiating UPS shutdown")
     try:
+        become_driver_user(cfg)
+        log.warning("initiating UPS shutdown")
         ok = asyncio.run(run_killpower_direct(driver))
     except DriverError as exc:
         log.error("%s", exc)
@@ -1230,9 +1279,10 @@ def run_foreground_or_background(driver: Driver, *, background: bool, prog: str,
     bg = Background() if background else None
     if bg is not None:
         bg.fork()
-    drop_privileges(resolve_user(driver.config))
     runner = DriverRunner(driver, background=bg, prog=prog, reload_config=reload_config)
     try:
+        become_driver_user(driver.config)
+        check_state_dir(driver.config)
         return asyncio.run(runner.run())
     except DriverError as exc:
         log.error("%s", exc)

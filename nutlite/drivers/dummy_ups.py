@@ -25,6 +25,7 @@ variable (an empty value deletes it); instant commands are not carried out in th
 
 from __future__ import annotations
 
+import errno
 import logging
 import math
 import os
@@ -33,6 +34,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from nutlite.daemon import account_name, own_group, path_error
 from nutlite.drivers.core import Driver, DriverConfig, DriverError, DriverState, Option, Status
 from nutlite.parseconf import parse_text
 
@@ -250,16 +252,31 @@ class DummyUps(Driver):
         return self.mode not in (MODE_ONCE, MODE_REPEATER)
 
     # -- dummy modes
-    def _read(self) -> list[Entry]:
+    def _read(self, explain: bool = False) -> list[Entry]:
+        """The definition file's entries; DriverError if it cannot be read (at start, ``explain``: with
+        who runs the driver, the file's owner and mode and what to change, as NUT FAQ #4 does)."""
         assert self.path is not None
         try:
             st = os.stat(self.path)
             data = self.path.read_bytes()
         except OSError as exc:
-            raise DriverError(f"cannot open the dummy-ups definition file {self.path}: "
-                              f"{exc.strerror or exc}") from None
+            what = "cannot open the dummy-ups definition file"
+            if not explain:
+                raise DriverError(f"{what} {self.path}: {exc.strerror or exc}") from None
+            raise DriverError(path_error(self.path, exc, self._file_advice(exc), what=what)) from None
         self.mtime = st.st_mtime_ns
         return parse_definition(data.decode("latin-1"))
+
+    def _file_advice(self, exc: OSError) -> str:
+        where = (f"Check the 'port' setting of [{self.upsname}] in ups.conf (a name without a folder is taken "
+                 f"from the configuration folder {self.config.confpath}).")
+        if exc.errno in (errno.EACCES, errno.EPERM):
+            return (f"Make {self.path} readable by {account_name(os.geteuid())} "
+                    f"(e.g. chgrp {own_group()} {self.path}; chmod 0640 {self.path}), or run the driver as a user who may read it (-u, or 'user = ...' "
+                    "in ups.conf).")
+        if exc.errno == errno.ENOENT:
+            return f"{where} Or create the file."
+        return where
 
     def _mtime(self) -> int | None:
         assert self.path is not None
@@ -292,7 +309,7 @@ class DummyUps(Driver):
             await self.repeater.start(strict=not self.testvar("repeater_disable_strict_start"))
             return
         self.path = self.confpath_file(self.port)
-        self._read()  # fail early with a clear message
+        self._read(explain=True)  # fail early with a clear message
 
     async def initinfo(self) -> None:
         if self.mode == MODE_REPEATER:

@@ -217,18 +217,22 @@ class GenericUps(Driver):
     description: ClassVar[str] = "Generic contact-closure UPS driver"
     version: ClassVar[str] = "1.38"
     options: ClassVar[tuple[Option, ...]] = (
-        Option("upstype", "UPS/cable type, 0..23 (required; see genericups(8))"),
-        Option("mfr", "Manufacturer name to publish instead of the type's"),
-        Option("model", "Model name to publish instead of the type's"),
-        Option("serial", "Serial number to publish"),
-        Option("CP", "Cable power lines (DTR, RTS, ST; '+' between several; none)"),
-        Option("OL", "On line input (CTS, DCD, RNG, DSR; '-' for active low; none)"),
-        Option("LB", "Low battery input"),
-        Option("RB", "Replace battery input"),
-        Option("BYPASS", "Bypass input"),
-        Option("SD", "Shutdown lines (DTR, RTS; ST alone sends a break; none)"),
-        Option("sdtime", "Seconds to hold the shutdown lines (default 0)"),
+        Option("upstype", "UPS/cable type, 0..23 (required; the types are listed below)"),
+        Option("mfr", "manufacturer name to publish instead of the type's"),
+        Option("model", "model name to publish instead of the type's"),
+        Option("serial", "serial number to publish"),
+        Option("CP", "cable power lines (DTR, RTS, ST; '+' between several; none)"),
+        Option("OL", "on line input (CTS, DCD, RNG, DSR; '-' for active low; none)"),
+        Option("LB", "low battery input"),
+        Option("RB", "replace battery input"),
+        Option("BYPASS", "bypass input"),
+        Option("SD", "shutdown lines (DTR, RTS; ST alone sends a break; none)"),
+        Option("sdtime", "seconds to hold the shutdown lines (default 0)"),
     )
+
+    @classmethod
+    def help_sections(cls) -> str:
+        return f"UPS/cable types (upstype):\n{type_list()}"
 
     def __init__(self, config: DriverConfig, state: DriverState | None = None) -> None:
         super().__init__(config, state)
@@ -237,7 +241,7 @@ class GenericUps(Driver):
         raw = self.getval("upstype")
         if raw is None:
             raise DriverError(f"[{self.upsname}] has no 'upstype' setting: genericups needs the cable type "
-                              f"(upstype = 0..23, see genericups(8)):\n{type_list()}")
+                              f"(upstype = 0..23, also listed by 'nutlite genericups -h'):\n{type_list()}")
         try:
             number = int(raw.strip())
         except ValueError:

@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from nutlite.daemon import describe_path, running_as
+from nutlite.daemon import own_group, path_error
 from nutlite.drivers.core import Driver, DriverConfig, DriverError, DriverState
 
 log = logging.getLogger("nutlite.driver.serial")
@@ -79,12 +79,9 @@ class SerialDriver(Driver):
 
 def permission_message(port: str, exc: OSError) -> str:
     """NUT FAQ #4's explanation for a port that cannot be opened for lack of rights."""
-    lines = [f"Unable to open {port}: {exc.strerror or exc}", running_as()]
-    if os.path.exists(port):
-        lines.append(describe_path(port))
-    lines.append(f"Change the port name, or fix the permissions or ownership of {port} and try again "
-                 "(or set 'user = ...' in ups.conf to an account that may use it).")
-    return "\n".join(lines)
+    return path_error(port, exc, f"Change the port name, or fix the permissions or ownership of {port} and "
+                      f"try again (e.g. chgrp {own_group()} {port}; chmod 0660 {port}, or a udev rule that does "
+                      "so), or set 'user = ...' in ups.conf to an account that may use it.", what="Unable to open")
 
 
 def lock_file_name(port: str) -> str:
@@ -197,8 +194,12 @@ class SerialPort:
         """Open and lock the port; DriverError with a helpful message if it cannot be used."""
         import serial  # pyserial, imported only by the serial drivers
 
-        if not os.path.exists(self.port):
-            raise PortError(f"{self.port} does not exist (is the adapter plugged in? check the 'port' setting)")
+        try:
+            os.stat(self.port)
+        except FileNotFoundError:
+            raise PortError(f"{self.port} does not exist (is the adapter plugged in? check the 'port' setting)") from None
+        except OSError as exc:  # a folder on the way that this user may not search
+            raise DriverError(permission_message(self.port, exc)) from None
         uucp = UucpLock(self.port) if self.lock else None
         if uucp is not None:
             uucp.acquire(self.port)
