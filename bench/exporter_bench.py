@@ -34,7 +34,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
 
-from nutenv import REPO_ROOT, FakeDriver, NutEnv, UpsSpec, free_port, real_nut_available  # noqa: E402
+from nutenv import REPO_ROOT, STAY_ROOT, FakeDriver, NutEnv, UpsSpec, free_port, real_nut_available  # noqa: E402
 
 DEV = HERE.parent.parent / "shared" / "data" / "ddl" / "Eaton" / "Eaton__5PX_2000__usbhid-ups__2.7.4__01.dev"
 CMDS = ["beeper.disable", "beeper.enable", "beeper.mute", "load.off", "load.on", "shutdown.return",
@@ -78,7 +78,7 @@ def bench_exporter(nut_port: int, scrapes: int) -> tuple[float, float, int, int]
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     proc = subprocess.Popen([sys.executable, "-m", "nutlite", "exporter", "--listen", f"127.0.0.1:{port}",
-                             "--server", f"127.0.0.1:{nut_port}"], env=env,
+                             "--server", f"127.0.0.1:{nut_port}", *STAY_ROOT], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}/metrics"
     try:

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import pytest
 from conftest import EnvFactory
-from nutenv import DATA_DIR, REPO_ROOT, NutEnv, dummy_ups, free_port
+from nutenv import DATA_DIR, REPO_ROOT, STAY_ROOT, NutEnv, dummy_ups, free_port
 
 from nutlite.exporter import data_file
 
@@ -190,7 +190,7 @@ def process(argv: list[str], log: Path, url: str) -> Iterator[subprocess.Popen[b
 
 def exporter_argv(port: int, nut_port: int, names: str) -> list[str]:
     return [sys.executable, "-m", "nutlite", "exporter", "--listen", f"127.0.0.1:{port}",
-            "--server", f"127.0.0.1:{nut_port}", "--names", names, "--timeout", "1"]
+            "--server", f"127.0.0.1:{nut_port}", "--names", names, "--timeout", "1", *STAY_ROOT]
 
 
 def dashboard_queries() -> list[str]:
