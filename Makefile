@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 ROOT_APT := $(shell [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && echo yes)
 PYTEST_ARGS ?=
 
-.PHONY: help run test test-fast bench lint deps nut-deps clean
+.PHONY: help run test test-fast bench lint deps nut-deps deb clean
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -24,15 +24,19 @@ $(STAMP): pyproject.toml
 
 deps: $(STAMP) ## create .venv and install nutlite with its test dependencies
 
-nut-deps: ## as root: apt-get install Debian's NUT (nut-server nut-client python3-nut), prometheus, libusb, gcc and make (modem-line and USB test doubles) for interop tests
+nut-deps: ## as root: apt-get install Debian's NUT (nut-server nut-client python3-nut), prometheus, libusb, gcc and make (modem-line and USB test doubles) for interop tests, mmdebstrap, dpkg-dev and lintian for the package test
 ifeq ($(ROOT_APT),yes)
 	@if [ ! -x /lib/nut/upsd ] || [ ! -x /bin/upsc ] || [ ! -f /usr/lib/python3/dist-packages/PyNUT.py ] \
 	    || [ ! -x /usr/bin/prometheus ] || [ ! -x /usr/bin/promtool ] || ! command -v gcc >/dev/null \
-	    || ! command -v make >/dev/null || ! ldconfig -p | grep -q 'libusb-1.0.so.0 '; then \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nut-server nut-client python3-nut openssl prometheus gcc libc6-dev make libusb-1.0-0; fi
+	    || ! command -v make >/dev/null || ! ldconfig -p | grep -q 'libusb-1.0.so.0 ' \
+	    || ! command -v mmdebstrap >/dev/null || ! command -v dpkg-deb >/dev/null || ! command -v lintian >/dev/null; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nut-server nut-client python3-nut openssl prometheus gcc libc6-dev make libusb-1.0-0 mmdebstrap dpkg-dev lintian; fi
 else
 	@echo "not root: interop tests against Debian's NUT run only if it is already installed"
 endif
+
+deb: ## build build/nutlite_<version>_all.deb with dpkg-deb (see docs/packaging.md)
+	$(PYTHON) packaging/build_deb.py
 
 run: deps ## run the whole stack on simulated UPSes (dummy-ups, Q1 and APC on ptys; upsd on 127.0.0.1:3493)
 	$(VENV)/bin/nutlite demo

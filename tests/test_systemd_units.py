@@ -362,6 +362,98 @@ def test_systemd_analyze_verify(tmp_path: Path) -> None:
         f"systemd-analyze verify (exit {proc.returncode}):\n{proc.stdout}{proc.stderr}")
 
 
+# --------------------------------------------------------------------------------------------- hardening
+
+CAPS_ALLOWED = {
+    "nut-server.service": set(),
+    "nutlite-exporter.service": set(),
+    "nut-driver@.service": {"CAP_SETUID", "CAP_SETGID", "CAP_CHOWN", "CAP_FOWNER", "CAP_DAC_OVERRIDE"},
+    "nut-monitor.service": {"CAP_SETUID", "CAP_SETGID", "CAP_KILL", "CAP_SYS_BOOT", "CAP_DAC_OVERRIDE",
+                            "CAP_CHOWN", "CAP_FOWNER"},
+    "nutlite-boot-guard.service": {"CAP_DAC_OVERRIDE", "CAP_FOWNER"},
+    "nutlite-powerfail-marker.service": {"CAP_DAC_OVERRIDE", "CAP_FOWNER"},
+}
+
+
+def test_capability_bounds(units: dict[str, dict[str, list[tuple[str, str]]]]) -> None:
+    """Every service has a capability bounding set, no larger than what it needs."""
+    for name, allowed in CAPS_ALLOWED.items():
+        values = get(units[name], "Service", "CapabilityBoundingSet")
+        assert values, f"{name}: no CapabilityBoundingSet="
+        assert words(units[name], "Service", "CapabilityBoundingSet") == allowed, name
+    # upsmon's root parent: the shutdown, and nothing like CAP_SYS_ADMIN or CAP_NET_ADMIN.
+    assert "CAP_SYS_BOOT" in words(units["nut-monitor.service"], "Service", "CapabilityBoundingSet")
+
+
+def test_read_only_system_and_private_tmp(units: dict[str, dict[str, list[tuple[str, str]]]]) -> None:
+    for name in ("nut-server.service", "nutlite-exporter.service", "nut-driver@.service"):
+        u = units[name]
+        assert one(u, "Service", "ProtectSystem") == "strict", name
+        assert one(u, "Service", "NoNewPrivileges") == "yes", name
+        assert one(u, "Service", "ProtectHome") == "yes", name
+    for name in CAPS_ALLOWED:
+        assert one(units[name], "Service", "PrivateTmp") == "yes", name
+    assert words(units["nut-server.service"], "Service", "ReadWritePaths") == {"/run/nut"}
+    # Drivers: the socket folder, and the folder of the serial ports' UUCP lock files.
+    assert words(units["nut-driver@.service"], "Service", "ReadWritePaths") == {"/run/nut", "-/run/lock"}
+    assert not get(units["nutlite-exporter.service"], "Service", "ReadWritePaths")
+    # upsmon writes POWERDOWNFLAG where upsmon.conf says (/etc/killpower in NUT's sample) and runs the
+    # administrator's SHUTDOWNCMD: no read-only system, and the unit says why.
+    assert not get(units["nut-monitor.service"], "Service", "ProtectSystem")
+    assert "ProtectSystem" in service_comments(SYSTEMD_DIR / "nut-monitor.service")
+
+
+def test_drivers_reach_serial_and_usb_devices_only(units: dict[str, dict[str, list[tuple[str, str]]]]) -> None:
+    u = units["nut-driver@.service"]
+    assert get(u, "Service", "PrivateDevices") in ([], ["no"])  # it would hide /dev/ttyUSB0 and /dev/bus/usb
+    assert one(u, "Service", "DevicePolicy") == "closed"
+    allowed = {v.split()[0] for v in get(u, "Service", "DeviceAllow")}
+    assert {"char-ttyS", "char-ttyUSB", "char-ttyACM", "char-ttyAMA", "char-usb_device"} <= allowed
+    assert all(v.split()[1] == "rw" for v in get(u, "Service", "DeviceAllow"))
+    for name in ("nut-server.service", "nutlite-exporter.service"):
+        assert one(units[name], "Service", "PrivateDevices") == "yes"
+
+
+def test_notify_watchdog_restart(units: dict[str, dict[str, list[tuple[str, str]]]]) -> None:
+    """Every daemon says when it is ready; those that ping the watchdog have one; all restart on failure."""
+    for name in ("nut-driver@.service", "nut-server.service", "nut-monitor.service", "nutlite-exporter.service"):
+        u = units[name]
+        assert one(u, "Service", "Type") == "notify", name
+        assert one(u, "Service", "Restart") in ("always", "on-failure"), name
+    for name in ("nut-driver@.service", "nut-server.service"):
+        assert one(units[name], "Service", "WatchdogSec"), name
+    assert "watchdog" in service_comments(SYSTEMD_DIR / "nutlite-exporter.service").lower()
+
+
+def test_nut_target_groups_the_daemons(units: dict[str, dict[str, list[tuple[str, str]]]]) -> None:
+    assert "nutlite-exporter.service" in words(units["nut.target"], "Unit", "Wants")
+    for name in ("nut-server.service", "nut-monitor.service", "nutlite-exporter.service", "nut-driver.target"):
+        assert "nut.target" in words(units[name], "Unit", "PartOf"), name
+
+
+# systemd-analyze security's exposure (0..10) that each unit must stay within (bench/unit_security.py
+# prints the figures).
+EXPOSURE_LIMIT = {
+    "nut-server.service": 2.0,
+    "nutlite-exporter.service": 2.0,
+    "nut-driver@.service": 3.2,
+    "nutlite-boot-guard.service": 2.5,
+    "nutlite-powerfail-marker.service": 2.5,
+    "nut-monitor.service": 6.0,
+}
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed")
+def test_systemd_analyze_security() -> None:
+    sys.path.insert(0, str(SYSTEMD_DIR.parent / "bench"))
+    from unit_security import exposure
+
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, limit in EXPOSURE_LIMIT.items():
+            score, word, costs = exposure(SYSTEMD_DIR / name, Path(tmp))
+            assert score <= limit, f"{name}: exposure {score} {word} > {limit}:\n" + "\n".join(costs)
+
+
 # --------------------------------------------------------------------------------------------- the hook
 
 
