@@ -47,11 +47,12 @@ test: deps nut-deps ## run the whole test suite (unit, integration, interop)
 test-fast: deps ## unit tests only (no daemons)
 	$(PY) -m pytest -q -m "not interop" tests/test_parseconf.py tests/test_config.py
 
-bench: deps nut-deps ## benchmarks: upsd vs Debian's (throughput, latency, RSS, CPU), upsmon timing, exporter, password-guessing rate
+bench: deps nut-deps ## benchmarks: upsd vs Debian's (throughput, latency, RSS, CPU), upsmon timing, exporter, password-guessing rate, systemd exposure scores
 	$(PY) bench/bench.py
 	$(PY) bench/upsmon_timing.py
 	$(PY) bench/exporter_bench.py
 	$(PY) bench/login_bench.py
+	$(PY) bench/unit_security.py
 
 lint: deps ## ruff
 	$(VENV)/bin/ruff check nutlite tests bench

@@ -290,6 +290,17 @@ class _Server(ThreadingHTTPServer):
         if web.tls:
             self._ctx = web.ssl_context()
 
+    notifier: Notifier | None = None
+    _next_ping = 0.0
+
+    def service_actions(self) -> None:
+        """Called by serve_forever at each turn of its accept loop (every poll interval): ping systemd's
+        watchdog from there, so a hung accept loop stops the pings and gets the service restarted."""
+        n = self.notifier
+        if n is not None and n.watchdog_interval and time.monotonic() >= self._next_ping:
+            n.watchdog()
+            self._next_ping = time.monotonic() + n.watchdog_interval
+
     def handle_error(self, request: object, client_address: object) -> None:
         log.debug("HTTP connection from %s failed", client_address, exc_info=True)
 
@@ -424,7 +435,8 @@ def main(argv: list[str] | None = None) -> int:
     log.info("listening on %s:%s (%s) for %s; names %s; /probe and /ups_metrics may name %s", bound[0] or "*",
              bound[1], "https" if web.tls else "http", ", ".join(map(str, targets)), names.family,
              allow.describe())
-    Notifier().ready(f"serving {len(targets)} NUT server(s)")
+    server.notifier = Notifier()
+    server.notifier.ready(f"serving {len(targets)} NUT server(s)")
     start = time.monotonic()
     try:
         server.serve_forever(poll_interval=0.5)
