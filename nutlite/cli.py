@@ -146,24 +146,40 @@ def guarded(tool: str, run: Callable[[list[str]], int], argv: list[str]) -> int:
     if out is not None:
         sys.stdout = out  # type: ignore[assignment]
     try:
+        return _guarded_run(tool, run, argv, out)
+    finally:
+        if out is not None and sys.stdout is out:
+            sys.stdout = out._stream
+
+
+def _guarded_run(tool: str, run: Callable[[list[str]], int], argv: list[str], out: _WatchedOutput | None) -> int:
+    try:
         code = run(argv)
         sys.stdout.flush()
-        return code
-    except SystemExit:
+    except SystemExit as exc:
+        # argparse's -h and --version swallow a failed write and exit 0: the output was lost all the same
+        if out is not None and out.error is not None and exc.code in (0, None):
+            return _output_failed(tool, out.error)
         raise
     except KeyboardInterrupt:
         return 130
     except Exception as exc:
         if out is not None and exc is out.error:
-            if isinstance(exc, BrokenPipeError):
-                _drop_stdout()
-                return 141  # as a shell reports a process killed by SIGPIPE
-            return _stdout_error(tool, exc)
+            return _output_failed(tool, exc)
         internal_error(tool, exc, _debugging(argv))
         return 1
-    finally:
-        if out is not None and sys.stdout is out:
-            sys.stdout = out._stream
+    if out is not None and out.error is not None and code == 0:  # a tool that caught the write error
+        return _output_failed(tool, out.error)
+    return code
+
+
+def _output_failed(tool: str, exc: OSError) -> int:
+    """The exit status when the output could not be written: 141 for a closed pipe (``upsc -l | head
+    -1``: as a shell reports a process killed by SIGPIPE, without a word), else 1 with one line."""
+    if isinstance(exc, BrokenPipeError):
+        _drop_stdout()
+        return 141
+    return _stdout_error(tool, exc)
 
 
 def _stdout_error(tool: str, exc: OSError) -> int:

@@ -14,6 +14,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from nutlite.daemon import account_name, own_group, path_error
 from nutlite.parseconf import Line, parse_text
 
 DEFAULT_CONFPATH = "/etc/nut"
@@ -24,12 +25,15 @@ DEFAULT_PORT = 3493
 class ConfigError(Exception):
     """A configuration problem; the message names the file, the line and what was expected."""
 
-    def __init__(self, path: str | os.PathLike[str], lineno: int | None, message: str) -> None:
+    def __init__(self, path: str | os.PathLike[str], lineno: int | None, message: str, *,
+                 names_path: bool = False) -> None:
+        """``names_path``: ``message`` already names the file (as :func:`nutlite.daemon.path_error`
+        does), so it is not prefixed with it."""
         self.path = str(path)
         self.lineno = lineno
         self.message = message
         where = f"{self.path}:{lineno}" if lineno else self.path
-        super().__init__(f"{where}: {message}")
+        super().__init__(message if names_path else f"{where}: {message}")
 
 
 def confpath() -> Path:
@@ -55,14 +59,22 @@ def statepath(ups_conf: UpsConf | None = None, upsd_conf: UpsdConf | None = None
 
 # What to put in a file that is missing, for the files NUT's daemons refuse to start without.
 MISSING_HINTS = {
-    "ups.conf": "create it with a section per UPS, e.g. the lines '[myups]', 'driver = usbhid-ups', "
-                "'port = auto'",
+    "ups.conf": "create it with a section per UPS, e.g. the lines '[myups]', 'driver = nutdrv_qx', "
+                "'port = /dev/ttyS0'",
     "upsd.conf": "create it, e.g. with the line 'LISTEN 127.0.0.1 3493' (an empty file listens on "
                  "localhost port 3493)",
     "upsd.users": "create it with the users that may log in, e.g. the lines '[monuser]', "
                   "'password = secret', 'upsmon primary' (an empty file lets nobody log in); "
                   "owner root, group nut, mode 0640",
 }
+
+
+def unreadable_advice(path: str | os.PathLike[str]) -> str:
+    """What to change when this program may not read the configuration file ``path``."""
+    who = account_name(os.geteuid())
+    return (f"Make {path} (and its folder) readable by {who}, e.g. chgrp {own_group()} {path}; chmod 0640 "
+            f"{path}, or start the program as root: the daemons read their configuration before they switch "
+            "to the nut user.")
 
 
 def _read(path: str | os.PathLike[str]) -> str:
@@ -72,8 +84,9 @@ def _read(path: str | os.PathLike[str]) -> str:
     except FileNotFoundError:
         hint = MISSING_HINTS.get(os.path.basename(path))
         raise ConfigError(path, None, "file not found" + (f"; {hint}" if hint else "")) from None
-    except PermissionError:
-        raise ConfigError(path, None, "permission denied (check the file's owner and mode)") from None
+    except PermissionError as exc:
+        raise ConfigError(path, None, path_error(path, exc, unreadable_advice(path), what="cannot read"),
+                          names_path=True) from None
     except IsADirectoryError:
         raise ConfigError(path, None, "is a directory, expected a file") from None
     # The tokenizer drops anything outside printable ASCII; latin-1 keeps every byte visible to it.

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import argparse
 import errno
+import grp
 import logging
 import logging.handlers
 import os
+import pwd
 import signal
+import stat
 import sys
 import time
 from pathlib import Path
@@ -181,8 +184,6 @@ def wait_gone(pid: int, timeout: float) -> bool:
 
 def account_name(uid: int) -> str:
     """The user name of ``uid``, or the number when it has none."""
-    import pwd
-
     try:
         return pwd.getpwuid(uid).pw_name
     except KeyError:
@@ -191,8 +192,6 @@ def account_name(uid: int) -> str:
 
 def group_name(gid: int) -> str:
     """The group name of ``gid``, or the number when it has none."""
-    import grp
-
     try:
         return grp.getgrgid(gid).gr_name
     except KeyError:
@@ -202,7 +201,6 @@ def group_name(gid: int) -> str:
 def describe_path(path: str | os.PathLike[str]) -> str:
     """``/run/nut is owned by user root (UID 0), group root (GID 0), mode 0755`` (or why it cannot be
     looked at): the facts NUT FAQ #4 asks a user to check."""
-    import stat
 
     try:
         st = os.stat(path)
@@ -273,8 +271,6 @@ def resolve_user(requested: str | None) -> str | None:
         return requested
     if os.geteuid() != 0:
         return None
-    import pwd
-
     try:
         pwd.getpwnam(DEFAULT_USER)
     except KeyError:
@@ -292,8 +288,6 @@ def drop_privileges(user: str | None) -> None:
     """
     if not user or os.geteuid() != 0:
         return
-    import pwd
-
     try:
         pw = pwd.getpwnam(user)
     except KeyError:
@@ -313,8 +307,6 @@ def chown_to(path: str | os.PathLike[str], user: str | None, mode: int | None = 
         if mode is not None:
             os.chmod(path, mode)
         if user and os.geteuid() == 0:
-            import pwd
-
             pw = pwd.getpwnam(user)
             os.chown(path, pw.pw_uid, pw.pw_gid)
     except (OSError, KeyError) as exc:

@@ -16,7 +16,8 @@ import pytest
 
 from nutlite.drivers import apc
 from nutlite.drivers.apcsmart import ApcSmart
-from nutlite.drivers.core import DriverConfig, DriverError, prepare
+from nutlite.drivers.core import DriverError, prepare
+from nutlite.drivers.drvconfig import DriverConfig
 from nutlite.drivers.serialport import SerialPort
 from nutlite.sim.apc import ApcUps, PtyApc, capability_reply
 

@@ -306,6 +306,19 @@ def test_closed_pipe_ends_quietly() -> None:
     assert r.returncode == 141 and r.stderr == ""
 
 
+@pytest.mark.parametrize("tool", ["upsc", "upscmd", "upsrw", "upslog", "upsdrvctl", "upsmon", "upsd"])
+def test_closed_pipe_is_the_same_for_every_tool(tool: str) -> None:
+    """Each tool's -h into a pipe nobody reads: exit status 141 (as a shell shows SIGPIPE), no message."""
+    r_fd, w_fd = os.pipe()
+    os.close(r_fd)
+    try:
+        r = subprocess.run([sys.executable, "-m", "nutlite", tool, "-h"], stdout=w_fd, stderr=subprocess.PIPE,
+                           text=True, timeout=30, cwd=REPO_ROOT)
+    finally:
+        os.close(w_fd)
+    assert (r.returncode, r.stderr) == (141, ""), r.stderr
+
+
 # --------------------------------------------------------------------------------------------------
 # The driver command line: NUT's flags, -h, the names of the drivers
 

@@ -113,6 +113,19 @@ def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
     assert load_upsd_conf(tmp_path / "upsd.conf").listen_addresses() == [("127.0.0.1", 3493), ("::1", 3493)]
 
 
+def test_missing_ups_conf_suggests_a_driver_of_this_build(tmp_path: Path) -> None:
+    """The example section in the message works as given: its driver is one nutlite has."""
+    import re
+
+    from nutlite.drivers.main import available_drivers
+
+    with pytest.raises(ConfigError) as info:
+        load_ups_conf(tmp_path / "ups.conf")
+    m = re.search(r"'driver = ([^']+)'", str(info.value))
+    assert m is not None, str(info.value)
+    assert m.group(1) in available_drivers(), str(info.value)
+
+
 def test_upsd_conf_values() -> None:
     conf = load_upsd_conf("f", text="LISTEN 0.0.0.0 3493\nLISTEN ::1\nMAXAGE 25\nmaxconn 10\nACL x y\nSTATEPATH /s\n"
                           "CERTFILE /c.pem\nDISABLE_WEAK_SSL on\nBOGUS 1\n")

@@ -21,7 +21,7 @@ import pytest
 from nutenv import DATA_DIR, dummy_ups
 from test_sockproto import read_dump, user_args
 
-from nutlite.drivers.core import ping_socket
+from nutlite.drivers.sockproto import ping_socket
 
 REPO = Path(__file__).resolve().parent.parent
 CONFORMANCE = (DATA_DIR / "conformance.dev").read_text()
@@ -459,6 +459,45 @@ def test_debian_upsd_reads_nutlite_driver(nut_env_factory) -> None:  # noqa: ANN
     env.wait_ready()
     with env.connect() as c:
         assert c.request("GET VAR dummy ups.mfr") == 'VAR dummy ups.mfr "ACME"'
+
+
+def test_every_driver_setting_is_described_in_the_help_style() -> None:
+    """-L (NUT's parseable list) and -h show each setting's meaning as written: lowercase first (an
+    acronym stays), no trailing period."""
+    from nutlite.drivers.main import available_drivers
+
+    for name in available_drivers():
+        r = subprocess.run([sys.executable, "-m", "nutlite", name, "-L"], capture_output=True, text=True, timeout=30)
+        assert r.returncode == 0, r.stderr
+        for line in r.stdout.splitlines():
+            meaning = line.split('"', 1)[1].rstrip('"')
+            first = meaning.split(" ", 1)[0]
+            assert meaning[0].islower() or first[:2].isupper(), (name, line)
+            assert not meaning.endswith("."), (name, line)
+
+
+@pytest.mark.parametrize("clients", [1, 3])
+def test_sigterm_with_upsd_connected_exits_cleanly(nut_env_factory, clients: int) -> None:  # noqa: ANN001
+    """A driver stopped while upsd (and other clients) are connected to its socket says nothing but its
+    usual lines: no asyncio traceback about the connections, exit status 0."""
+    env = nut_env_factory([dummy_ups(desc="Test UPS")], files={"conformance.dev": DATA_DIR / "conformance.dev"})
+    env.wait_ready()
+    extra = []
+    for _ in range(clients - 1):  # more clients, one of them in the middle of a line
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.connect(str(env.socket_path("dummy")))
+        s.sendall(b"PING\nDUMPA")
+        extra.append(s)
+    time.sleep(0.5)
+    proc = env._drivers["dummy"].popen
+    env.kill_driver("dummy", signal.SIGTERM)
+    for s in extra:
+        s.close()
+    output = (env.logpath / "driver-dummy.log").read_text(errors="replace")
+    assert "Traceback" not in output and "Exception in callback" not in output, output
+    assert "CancelledError" not in output, output
+    assert proc.returncode == 0, output
+    assert not env.socket_path("dummy").exists()
 
 
 @pytest.mark.parametrize("name", ["nutdrv_qx", "blazer_ser", "genericups", "apcsmart"])

@@ -26,7 +26,8 @@ from test_sockproto import (
     write_setup,
 )
 
-from nutlite.drivers.core import DriverError, Status, load_config, prepare
+from nutlite.drivers.core import DriverError, Status, prepare
+from nutlite.drivers.drvconfig import load_config
 from nutlite.drivers.dummy_ups import (
     DummyUps,
     guess_mode,

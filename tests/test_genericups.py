@@ -715,7 +715,8 @@ def test_permission_problem_names_owner_and_mode(tmp_path: Path, monkeypatch: py
 
     import serial
 
-    from nutlite.drivers.core import DriverConfig, DriverError
+    from nutlite.drivers.core import DriverError
+    from nutlite.drivers.drvconfig import DriverConfig
 
     def denied(self: serial.Serial) -> None:
         raise serial.SerialException(errno.EACCES, "could not open port: Permission denied")

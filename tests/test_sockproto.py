@@ -1,4 +1,4 @@
-"""The driver socket protocol, sans-IO (nutlite.drivers.core.SockProtocol / DriverState), and its
+"""The driver socket protocol, sans-IO (nutlite.drivers.sockproto.SockProtocol / DriverState), and its
 DUMPALL answer compared with Debian's dummy-ups on the same definition files."""
 
 from __future__ import annotations
@@ -18,15 +18,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nutlite.config import load_ups_conf
-from nutlite.drivers.core import (
-    DriverState,
-    Request,
-    SockClient,
-    SockProtocol,
-    load_config,
-    prepare,
-)
+from nutlite.drivers.core import DriverState, prepare
+from nutlite.drivers.drvconfig import load_config
 from nutlite.drivers.dummy_ups import DummyUps
+from nutlite.drivers.sockproto import Request, SockClient, SockProtocol
 from nutlite.state import DeviceState
 
 REAL_DUMMY = Path("/lib/nut/dummy-ups")
@@ -303,6 +298,79 @@ def test_broadcast_to_several_clients() -> None:
     assert c.lines() == ["DATASTALE"] and b.lines() == []
 
 
+class Writes:
+    """A socket client that keeps each write apart (how many writes a change of state takes)."""
+
+    def __init__(self, proto: SockProtocol) -> None:
+        self.writes: list[bytes] = []
+        self.client = SockClient(self.writes.append, None, "writes")
+        proto.add_client(self.client)
+
+
+def test_batch_sends_its_changes_in_one_write() -> None:
+    state, proto = make_proto()
+    a, b = Writes(proto), Writes(proto)
+    quiet = Peer(proto, "quiet")
+    quiet.send("NOBROADCAST\n")
+    with proto.batch():
+        state.setinfo("input.voltage", "0.0")
+        with proto.batch():  # nested: flushed when the outer batch ends
+            state.setinfo("ups.status", "OB")
+        assert a.writes == []
+        state.set_stale(False)
+    assert a.writes == b.writes == [b'SETINFO input.voltage "0.0"\nSETINFO ups.status "OB"\n']
+    assert quiet.lines() == []
+    with proto.batch():
+        pass  # nothing changed: nothing sent
+    state.setinfo("ups.status", "OL")  # outside a batch: sent at once
+    assert a.writes[1:] == [b'SETINFO ups.status "OL"\n']
+
+
+def test_a_poll_reaches_each_client_in_one_write(tmp_path: Path) -> None:
+    """Whatever the driver, what one poll changes goes to upsd in one write (upsd applies one read
+    whole, so its clients never see half of a poll)."""
+    from nutlite.drivers.runner import DriverRunner
+
+    now = [0.0]
+    drv = nutlite_driver(tmp_path, {"x.dev": "ups.status: OL\ninput.voltage: 230\nbattery.charge: 100\n"},
+                         "driver = dummy-ups\nport = x.dev\n", clock=lambda: now[0])
+    runner = DriverRunner(drv)
+    upsd = Writes(runner.proto)
+    dev = drv.config.confpath / "x.dev"
+
+    async def polls() -> None:
+        await runner.update()  # the first pass of the poll loop
+        upsd.writes.clear()
+        dev.write_text("ups.status: OB\ninput.voltage: 0\nbattery.charge: 90\n")
+        st = dev.stat()
+        os.utime(dev, ns=(st.st_atime_ns, st.st_mtime_ns + 2_000_000_000))
+        now[0] += 5  # past dummy-ups' pause at the end of the file
+        await runner.update()
+
+    asyncio.run(polls())
+    assert len(upsd.writes) == 1, upsd.writes
+    lines = upsd.writes[0].decode().splitlines()
+    assert {'SETINFO ups.status "OB"', 'SETINFO input.voltage "0"', 'SETINFO battery.charge "90"'} <= set(lines)
+
+
+def test_driver_batch_outside_a_poll(tmp_path: Path) -> None:
+    """What a driver publishes between polls (apcsmart on an alert from the UPS) can go out as one write
+    too; a driver not served by a runner (``-d``, in-process use) just sets its values."""
+    from nutlite.drivers.runner import DriverRunner
+
+    drv = nutlite_driver(tmp_path, {"x.dev": "ups.status: OL\n"}, "driver = dummy-ups\nport = x.dev\n")
+    with drv.batch():
+        drv.setinfo("ups.status", "OB")
+    assert drv.getinfo("ups.status") == "OB"
+    runner = DriverRunner(drv)
+    upsd = Writes(runner.proto)
+    with drv.batch():
+        drv.setinfo("ups.status", "OB LB")
+        drv.setinfo("battery.charge", "5")
+        assert upsd.writes == []
+    assert upsd.writes == [b'SETINFO ups.status "OB LB"\nSETINFO battery.charge "5"\n']
+
+
 def test_broken_client_does_not_stop_the_others() -> None:
     state, proto = make_proto()
 
@@ -409,7 +477,7 @@ def test_huge_line_is_bounded() -> None:
 
 
 def test_socket_server_broadcasts_and_tracking(tmp_path: Path) -> None:
-    from nutlite.drivers.core import DriverRunner
+    from nutlite.drivers.runner import DriverRunner
 
     drv = nutlite_driver(tmp_path, {"x.dev": "ups.status: OL\n"}, "driver = dummy-ups\nport = x.dev\n")
 

@@ -4,6 +4,8 @@
 ``driver`` setting from :data:`nutlite.drivers.main.DRIVERS`; driver modules are imported lazily.
 """
 
-from nutlite.drivers.core import Driver, DriverConfig, DriverError, DriverState, Option, SockProtocol, Status
+from nutlite.drivers.core import Driver, DriverError, DriverState, Status
+from nutlite.drivers.drvconfig import DriverConfig, Option
+from nutlite.drivers.sockproto import SockProtocol
 
 __all__ = ["Driver", "DriverConfig", "DriverError", "DriverState", "Option", "SockProtocol", "Status"]

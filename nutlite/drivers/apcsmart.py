@@ -30,7 +30,8 @@ import time
 from typing import Any, ClassVar
 
 from nutlite.drivers import apc
-from nutlite.drivers.core import DriverConfig, DriverError, DriverState, Option, Status
+from nutlite.drivers.core import DriverError, DriverState, Status
+from nutlite.drivers.drvconfig import DriverConfig, Option
 from nutlite.drivers.serialport import PortError, SerialDriver, SerialPort
 
 ALT_CABLE = "940-0095B"
@@ -365,7 +366,8 @@ class ApcSmart(SerialDriver):
             self.log.debug("ignoring unexpected bytes from the UPS: %s", apc.show(other))
         if self._handle_alerts():
             async with self._lock():
-                await self._update()  # the rest of the picture, now
+                with self.batch():  # one write, as a poll
+                    await self._update()  # the rest of the picture, now
         elif not data:
             return  # readable without data: the port is going away; the next poll will see
         self._watch()

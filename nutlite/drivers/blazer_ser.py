@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from nutlite.drivers.core import Option
+from nutlite.drivers.drvconfig import Option
 from nutlite.drivers.nutdrv_qx import COMMON_OPTIONS, QxDriver
 
 
@@ -20,10 +20,10 @@ class BlazerSer(QxDriver):
     description: ClassVar[str] = "Megatec/Q1 protocol serial driver"
     version: ClassVar[str] = "1.58"
     options: ClassVar[tuple[Option, ...]] = (
-        *(o if o.name != "ondelay" else Option("ondelay", "Delay before UPS startup (minutes, default 3)")
+        *(o if o.name != "ondelay" else Option("ondelay", "delay before UPS startup (minutes, default 3)")
           for o in COMMON_OPTIONS),
-        Option("norating", "Skip reading rating information from UPS", flag=True),
-        Option("novendor", "Skip reading vendor information from UPS", flag=True),
+        Option("norating", "do not read the rating information from the UPS", flag=True),
+        Option("novendor", "do not read the vendor information from the UPS", flag=True),
     )
     ondelay_minutes: ClassVar[bool] = True
     ondelay_max: ClassVar[int] = 9999

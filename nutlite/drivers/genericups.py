@@ -29,7 +29,8 @@ import termios
 from dataclasses import dataclass
 from typing import ClassVar
 
-from nutlite.drivers.core import Driver, DriverConfig, DriverError, DriverState, Option
+from nutlite.drivers.core import Driver, DriverError, DriverState
+from nutlite.drivers.drvconfig import DriverConfig, Option
 from nutlite.drivers.genericups_types import CABLE_TYPES, CableType
 from nutlite.drivers.serialport import PortError, SerialPort
 

@@ -29,25 +29,15 @@ import textwrap
 from nutlite import __version__
 from nutlite.config import ConfigError, confpath, load_ups_conf, statepath
 from nutlite.daemon import (
-    account_name,
     add_common_flags,
     is_foreground,
-    own_group,
     path_error,
     setup_logging,
     signal_running,
 )
-from nutlite.drivers.core import (
-    Driver,
-    DriverConfig,
-    DriverError,
-    apply_extra,
-    dump_and_exit,
-    killpower,
-    load_config,
-    run_foreground_or_background,
-    validate_options,
-)
+from nutlite.drivers.core import Driver, DriverError
+from nutlite.drivers.drvconfig import DriverConfig, apply_extra, load_config, validate_options
+from nutlite.drivers.runner import dump_and_exit, killpower, run_foreground_or_background
 
 log = logging.getLogger("nutlite.driver")
 
@@ -172,15 +162,6 @@ def build_parser(prog: str = "nutlite driver") -> argparse.ArgumentParser:
     return p
 
 
-def _plain(text: str) -> str:
-    """A setting's meaning in the help's style: lowercase start (acronyms kept), no trailing period."""
-    text = text.strip().rstrip(".")
-    first = text.split(" ", 1)[0]
-    if first[:1].isupper() and not first[1:2].isupper():
-        text = text[0].lower() + text[1:]
-    return text
-
-
 def _entries(pairs: list[tuple[str, str]]) -> list[str]:
     width = min(30, max(len(k) for k, _ in pairs) + 2)
     out = []
@@ -196,7 +177,7 @@ def driver_help(cls: type[Driver]) -> str:
     """The settings of driver ``cls`` with their meaning (NUT's ``Acceptable values for -x or ups.conf``)."""
     lines = ["", f"Settings of the {cls.name} driver (ups.conf or -x):"]
     if cls.options:
-        lines.extend(_entries([(o.name if o.flag else f"{o.name}=<value>", _plain(o.help)) for o in cls.options]))
+        lines.extend(_entries([(o.name if o.flag else f"{o.name}=<value>", o.help) for o in cls.options]))
     else:
         lines.append("  none besides the common settings below")
     extra = cls.help_sections()
@@ -259,10 +240,8 @@ def explain_config_error(exc: ConfigError) -> str:
     except OSError as err:
         path = exc.path
         if err.errno in (errno.EACCES, errno.EPERM):
-            advice = (f"Make {path} (and its folder) readable by {account_name(os.geteuid())}, e.g. chgrp "
-                      f"{own_group()} {path}; chmod 0640 {path}, or start the driver as root: it reads its "
-                      "configuration first and switches to the nut user after.")
-        elif err.errno == errno.ENOENT:
+            return str(exc)  # nutlite.config already gives NUT FAQ #4's facts for these
+        if err.errno == errno.ENOENT:
             what = exc.message.partition("; ")[2] or f"create {path}"  # config.py may say what to put in it
             advice = (f"{what[0].upper()}{what[1:]}; or point NUT_CONFPATH at the folder that holds "
                       f"{os.path.basename(path)} (now {confpath()}).")

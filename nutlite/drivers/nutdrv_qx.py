@@ -7,9 +7,9 @@ the plain ``q1`` fallback, or ``protocol = ...``), the variables, the instant co
 ``R0000`` with ``stayoff``). :class:`QxDriver` also carries what :mod:`nutlite.drivers.blazer_ser`
 changes (the older driver of the same protocol).
 
-Every status reply is published whole: all its variables and ``ups.status`` together, handed to the
-socket clients as one message (:meth:`QxDriver._together`), so upsd never shows the status of one
-reply with the voltages of another. NUT 2.8.0's nutdrv_qx refreshes only the status between its full
+Every status reply is published whole: all its variables and ``ups.status`` together, in the same poll
+(whose changes the driver runner hands to the socket clients as one write), so upsd never shows the
+status of one reply with the voltages of another. NUT 2.8.0's nutdrv_qx refreshes only the status between its full
 updates (every ``pollfreq`` s); here the reply has been read anyway, so ``pollfreq`` is accepted and
 published but changes nothing.
 
@@ -20,23 +20,22 @@ USB (``port = auto``) is not part of this build.
 
 from __future__ import annotations
 
-import contextlib
 import time
-from collections.abc import Iterator
 from typing import Any, ClassVar
 
 from nutlite.drivers import q1
-from nutlite.drivers.core import DriverConfig, DriverError, DriverState, Option, Status
+from nutlite.drivers.core import DriverError, DriverState, Status
+from nutlite.drivers.drvconfig import DriverConfig, Option
 from nutlite.drivers.serialport import PortError, SerialDriver, SerialPort
 
 COMMON_OPTIONS: tuple[Option, ...] = (
-    Option("offdelay", "Delay before UPS shutdown (seconds, 12..600; default 30)"),
-    Option("ondelay", "Delay before UPS startup (default 180 seconds)"),
-    Option("runtimecal", "Parameters used for runtime calculation: runtime1,load1,runtime2,load2"),
-    Option("chargetime", "Nominal charge time for UPS battery (seconds, default 43200)"),
-    Option("idleload", "Minimum load to be used for runtime calculation (percent, default 10)"),
-    Option("cablepower", "Set cable power for serial interface: normal, reverse, both, none"),
-    Option("protocol", "Preselect communication protocol (skip autodetection)"),
+    Option("offdelay", "delay before UPS shutdown (seconds, 12..600; default 30)"),
+    Option("ondelay", "delay before UPS startup (default 180 seconds)"),
+    Option("runtimecal", "parameters of the runtime calculation: runtime1,load1,runtime2,load2"),
+    Option("chargetime", "nominal charge time of the UPS battery (seconds, default 43200)"),
+    Option("idleload", "minimum load used in the runtime calculation (percent, default 10)"),
+    Option("cablepower", "cable power of the serial interface: normal, reverse, both, none"),
+    Option("protocol", "communication protocol to use (skips the detection)"),
 )
 
 
@@ -48,9 +47,9 @@ class QxDriver(SerialDriver):
     version: ClassVar[str] = "0.32"
     options: ClassVar[tuple[Option, ...]] = (
         *COMMON_OPTIONS,
-        Option("stayoff", "If invoked the UPS won't return after a shutdown when FSD arises", flag=True),
-        Option("pollfreq", "Set polling frequency, in seconds, to reduce data flow (default=30)"),
-        Option("subdriver", "Serial-over-USB subdriver selection (USB only; not in this build)"),
+        Option("stayoff", "after a shutdown when FSD arises, the UPS stays off (does not come back with the power)", flag=True),
+        Option("pollfreq", "seconds between full updates (default 30; accepted, changes nothing here)"),
+        Option("subdriver", "serial-over-USB subdriver (USB only; not in this build)"),
     )
     ondelay_minutes: ClassVar[bool] = False  # blazer_ser takes ondelay in minutes
     ondelay_max: ClassVar[int] = 599940
@@ -265,52 +264,33 @@ class QxDriver(SerialDriver):
         self._publish(r, alarms=True)
         self._answered()
 
-    @contextlib.contextmanager
-    def _together(self) -> Iterator[None]:
-        """The state changes made inside go to the socket clients (upsd) in one write, not one write
-        each: upsd applies what one read brings before it answers its clients, so they see all of
-        them or none."""
-        send = self.state.on_change
-        if send is None:
-            yield
-            return
-        lines: list[str] = []
-        self.state.on_change = lines.append
-        try:
-            yield
-        finally:
-            self.state.on_change = send
-            if lines:
-                send("\n".join(lines))
-
     def _publish(self, r: q1.Q1Reply, alarms: bool) -> None:
         """Every variable of one status reply, the status and the alarms last, as one update."""
         assert self.protocol is not None
-        with self._together():
-            for k, v in q1.values(r, f"{self.protocol.side}.frequency").items():
-                self.setinfo(k, v)
-            if not self.static_type or self.getinfo("ups.type") is None:
-                self.setinfo("ups.type", q1.ups_type(r))
-            self.setinfo("ups.beeper.status", "enabled" if r.beeper else "disabled")
-            if self.batt_low is not None and self.batt_high is not None:
-                charge = q1.charge_from_voltage(r.battery_voltage, self.batt_low, self.batt_high)
-                if self.runtime is not None:
-                    if self.runtime.soc is None and self._start_range is not None:
-                        charge = q1.charge_from_voltage(r.battery_voltage, *self._start_range)
-                    charge, runtime = self.runtime.update(time.monotonic(), r.load, r.utility_fail, charge)
-                    self.setinfo("battery.runtime", f"{runtime:.0f}")
-                self.setinfo("battery.charge", q1.fmt_charge(charge))
-            # after battery.charge: with ignorelb the status's LB is judged by this reply's charge
-            self.status_init()
-            for word in q1.status_tokens(r):
-                self.status_set(word)
-            self.alarm_init()
-            if alarms and r.failed:
-                self.alarm_set("UPS selftest failed!")
-            if alarms and r.shutdown_active:
-                self.alarm_set("Shutdown imminent!")
-            self.alarm_commit()
-            self.status_commit()
+        for k, v in q1.values(r, f"{self.protocol.side}.frequency").items():
+            self.setinfo(k, v)
+        if not self.static_type or self.getinfo("ups.type") is None:
+            self.setinfo("ups.type", q1.ups_type(r))
+        self.setinfo("ups.beeper.status", "enabled" if r.beeper else "disabled")
+        if self.batt_low is not None and self.batt_high is not None:
+            charge = q1.charge_from_voltage(r.battery_voltage, self.batt_low, self.batt_high)
+            if self.runtime is not None:
+                if self.runtime.soc is None and self._start_range is not None:
+                    charge = q1.charge_from_voltage(r.battery_voltage, *self._start_range)
+                charge, runtime = self.runtime.update(time.monotonic(), r.load, r.utility_fail, charge)
+                self.setinfo("battery.runtime", f"{runtime:.0f}")
+            self.setinfo("battery.charge", q1.fmt_charge(charge))
+        # after battery.charge: with ignorelb the status's LB is judged by this reply's charge
+        self.status_init()
+        for word in q1.status_tokens(r):
+            self.status_set(word)
+        self.alarm_init()
+        if alarms and r.failed:
+            self.alarm_set("UPS selftest failed!")
+        if alarms and r.shutdown_active:
+            self.alarm_set("Shutdown imminent!")
+        self.alarm_commit()
+        self.status_commit()
 
     # -- commands
     def _restart_minutes(self, stayoff: bool) -> int | None:

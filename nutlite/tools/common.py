@@ -209,24 +209,3 @@ def ask_credentials(
         if password is None:
             password = ""
     return user, password
-
-
-def tool_main(func: Callable[[list[str]], int]) -> Callable[[list[str]], int]:
-    """Wrap a tool's main: a closed stdout pipe or Ctrl-C ends it quietly."""
-
-    def wrapper(argv: list[str]) -> int:
-        try:
-            return func(argv)
-        except BrokenPipeError:
-            try:
-                devnull = os.open(os.devnull, os.O_WRONLY)
-                os.dup2(devnull, sys.stdout.fileno())
-            except OSError:
-                pass
-            return 1
-        except KeyboardInterrupt:
-            return 130
-
-    wrapper.__name__ = func.__name__
-    wrapper.__doc__ = func.__doc__
-    return wrapper

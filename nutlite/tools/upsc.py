@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 
 from nutlite.client import AddressError, NutClient, NutClientError, split_hostport
-from nutlite.tools.common import banner, err, finish_option, open_target, parse_options, tool_main
+from nutlite.tools.common import banner, err, finish_option, open_target, parse_options
 
 TOOL = "upsc"
 
@@ -102,7 +102,6 @@ def show_vars(target: str | None, var: str | None) -> int:
     return 0
 
 
-@tool_main
 def main(argv: list[str]) -> int:
     parsed = parse_options(argv, "hlLcV", TOOL, usage)
     if isinstance(parsed, int):

@@ -24,7 +24,6 @@ from nutlite.tools.common import (
     finish_option,
     open_target,
     parse_options,
-    tool_main,
 )
 
 TOOL = "upscmd"
@@ -193,7 +192,6 @@ class SendOptions:
         return None
 
 
-@tool_main
 def main(argv: list[str]) -> int:
     parsed = parse_options(argv, "lhu:p:t:wV", TOOL, usage)
     if isinstance(parsed, int):

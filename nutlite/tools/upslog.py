@@ -19,6 +19,7 @@ Anything else between percent signs prints ``INVALID``, and so does a ``%`` with
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import socket
@@ -28,8 +29,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TextIO
 
+from nutlite import daemon
 from nutlite.client import AddressError, NutClient, NutClientError, NutError, UpsAddress, parse_upsname
-from nutlite.tools.common import banner, err, scan_options, tool_main
+from nutlite.tools.common import banner, err, scan_options
 
 TOOL = "upslog"
 DEFAULT_INTERVAL = 30
@@ -246,6 +248,13 @@ def run_as_user(requested: str | None) -> str | None:
     return user
 
 
+def logfile_advice(path: str) -> str:
+    """What to change when upslog cannot open its log file ``path``."""
+    folder = os.path.dirname(os.path.abspath(path))
+    return (f"Create {folder} if it is missing and make it writable by {daemon.account_name(os.geteuid())}, "
+            "or give -l a file in a folder it may write (or - for the standard output).")
+
+
 def pid_dir() -> str:
     return os.environ.get("NUT_ALTPIDPATH") or os.environ.get("NUT_STATEPATH") or "/run/nut"
 
@@ -297,7 +306,6 @@ def run_loop(monitors: list[Monitor], pieces: list[Piece], interval: int) -> int
         signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)
 
 
-@tool_main
 def main(argv: list[str]) -> int:
     print(banner(TOOL))
     sys.stdout.flush()
@@ -375,14 +383,15 @@ def main(argv: list[str]) -> int:
         for mon in monitors:
             mon.open_log()
     except OSError as exc:
-        err(f"could not open logfile {exc.filename}: {exc.strerror}")
+        if exc.errno in (errno.EACCES, errno.EPERM, errno.ENOENT) and exc.filename:
+            err(daemon.path_error(exc.filename, exc, logfile_advice(exc.filename), what="could not open logfile"))
+        else:
+            err(f"could not open logfile {exc.filename}: {exc.strerror}")
         return 1
     for mon in monitors:
         problem = mon.connect()
         if problem is not None:
             err(f"Warning: initial connect failed: {problem}")
-
-    from nutlite import daemon
 
     try:  # before going to the background, where nobody would see the error
         run_as = run_as_user(user)

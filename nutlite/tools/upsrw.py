@@ -18,7 +18,6 @@ from nutlite.tools.common import (
     open_target,
     parse_options,
     read_line,
-    tool_main,
 )
 from nutlite.tools.upscmd import DEFAULT_WAIT, SendOptions, authenticate, send_tracked
 
@@ -162,7 +161,6 @@ def set_variable(
         client.close()
 
 
-@tool_main
 def main(argv: list[str]) -> int:
     parsed = parse_options(argv, "hls:p:t:u:wV", TOOL, usage)
     if isinstance(parsed, int):

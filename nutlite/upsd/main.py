@@ -322,8 +322,12 @@ class Upsd:
             last = self.connfail.get(key)
             if last is None or now - last >= CONNFAIL_LOG_INTERVAL:
                 self.connfail[key] = now
-                log.error("Can't connect to UPS [%s] (%s): %s", entry.name, entry.sockname,
-                          exc.strerror or exc)
+                if exc.errno in (errno.EACCES, errno.EPERM):
+                    log.error("%s", daemon.path_error(
+                        path, exc, socket_advice(path), what=f"Can't connect to UPS [{entry.name}] at"))
+                else:
+                    log.error("Can't connect to UPS [%s] (%s): %s", entry.name, entry.sockname,
+                              exc.strerror or exc)
             return
         finally:
             self.connecting.discard(entry)
@@ -554,6 +558,13 @@ def control_statepath() -> Path:
     return statepath(ups, upsd)
 
 
+def socket_advice(path: str) -> str:
+    """What to change when upsd may not connect to a driver's socket."""
+    return (f"The drivers give {path} mode 0660 and the group nut when started as root: run upsd as a member "
+            "of the socket's group (-u nut), or start the driver as the same user as upsd (-u, or 'user =' in "
+            "ups.conf).")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser(prog_name()).parse_args(argv)
     if args.command:
@@ -609,7 +620,11 @@ def main(argv: list[str] | None = None) -> int:
         daemon.daemonize()
         setup_logging(args, foreground=False)
     if not state_dir.is_dir():
-        log.warning("STATEPATH %s does not exist: no driver can be reached", state_dir)
+        why = "not a folder" if state_dir.exists() else "does not exist"
+        log.warning("%s", daemon.path_error(
+            state_dir, why, "Start the drivers first (they create their sockets there), or point NUT_STATEPATH "
+            "or STATEPATH in upsd.conf at the folder of the driver sockets.",
+            what="no driver can be reached in the state folder"))
     else:
         daemon.write_pidfile(pidfile)
     try:
@@ -619,8 +634,11 @@ def main(argv: list[str] | None = None) -> int:
         daemon.remove_pidfile(pidfile)
         return 1
     if user and not os.access(configs.users.path, os.R_OK):
-        log.warning("%s cannot be read as user %s: a reload will keep the users read at start (NUT's "
-                    "layout: owner root, group nut, mode 0640)", configs.users.path, user)
+        users = configs.users.path
+        log.warning("%s", daemon.path_error(
+            users, f"not readable by user {user}",
+            f"A reload will keep the users read at start. NUT's layout: owner root, group {daemon.own_group()}, "
+            f"mode 0640 (chown root:{daemon.own_group()} {users}; chmod 0640 {users}).", what="cannot re-read"))
 
     upsd = Upsd(configs, listeners, state_dir, maxconn, ssl_context)
     try:

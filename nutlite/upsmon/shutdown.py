@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 
+from nutlite.daemon import account_name, path_error
 from nutlite.upsmon.core import MAGIC
 
 log = logging.getLogger("nutlite.upsmon")
@@ -27,6 +28,13 @@ def flag_is_set(path: str | os.PathLike[str]) -> bool:
         return False
 
 
+def flag_advice(path: str) -> str:
+    """What to change when upsmon cannot read, write or remove its POWERDOWNFLAG ``path``."""
+    folder = os.path.dirname(os.path.abspath(path))
+    return (f"upsmon handles the flag in its root process: start it as root, or make {folder} writable by "
+            f"{account_name(os.geteuid())}, or point POWERDOWNFLAG in upsmon.conf at a file in a folder it may write.")
+
+
 def write_powerdownflag(path: str | None) -> bool:
     """Write the marker into POWERDOWNFLAG (nothing to do when it is not configured)."""
     if not path:
@@ -39,7 +47,7 @@ def write_powerdownflag(path: str | None) -> bool:
         finally:
             os.close(fd)
     except OSError as exc:
-        log.error("cannot write POWERDOWNFLAG %s: %s", path, exc.strerror or exc)
+        log.error("%s", path_error(path, exc, flag_advice(path), what="cannot write POWERDOWNFLAG"))
         return False
     log.info("POWERDOWNFLAG %s written", path)
     return True
@@ -59,14 +67,15 @@ def clear_stale_flag(path: str | None) -> str | None:
     except FileNotFoundError:
         return path
     except OSError as exc:
-        log.error("POWERDOWNFLAG %s cannot be read (%s): power-down flag disabled", path, exc.strerror or exc)
+        log.error("%s", path_error(path, exc, "Until this is fixed upsmon writes no power-down flag. " + flag_advice(path),
+                                   what="cannot read POWERDOWNFLAG"))
         return None
     if head == MAGIC.encode():
         try:
             os.unlink(path)
             log.info("removed POWERDOWNFLAG %s left by the previous power-fail shutdown", path)
         except OSError as exc:
-            log.error("cannot remove the old POWERDOWNFLAG %s: %s", path, exc.strerror or exc)
+            log.error("%s", path_error(path, exc, flag_advice(path), what="cannot remove the old POWERDOWNFLAG"))
         return path
     log.error("POWERDOWNFLAG %s exists but was not written by upsmon (it does not start with %r): "
               "leaving it alone and writing no power-down flag; check the POWERDOWNFLAG setting",
