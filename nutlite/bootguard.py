@@ -67,7 +67,7 @@ from nutlite.config import (
     load_upsmon_conf,
 )
 from nutlite.parseconf import parse_text
-from nutlite.tools.common import invoked_as
+from nutlite.tools.common import help_parser
 
 PROG = "bootguard"
 log = logging.getLogger("nutlite.bootguard")
@@ -222,18 +222,7 @@ def write_marker(path: Path, reason: str = "power-fail shutdown") -> bool:
             f"time={time.strftime('%Y-%m-%dT%H:%M:%S%z')}\n"
             f"pid={os.getpid()}\n")
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        try:
-            os.write(fd, text.encode())
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        with contextlib.suppress(OSError):
-            dfd = os.open(path.parent, os.O_RDONLY)
-            try:
-                os.fsync(dfd)
-            finally:
-                os.close(dfd)
+        daemon.write_synced(path, text.encode(), sync_folder=True)
     except OSError as exc:
         log.error("cannot write the power-fail marker %s: %s", path, exc.strerror or exc)
         return False
@@ -407,19 +396,18 @@ def guard(settings: Settings, read: Callable[[UpsAddress], Reading] = read_ups,
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog=invoked_as(PROG), add_help=False, formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="After a power-fail shutdown, hold the boot back until the UPS battery has\n"
-                    "recharged (NUT FAQ #56): a marker file written during the power-fail shutdown\n"
-                    "makes the next boot wait for BOOTGUARD_MIN_CHARGE percent, for at most\n"
-                    "BOOTGUARD_TIMEOUT seconds. The options override the settings in nut.conf.",
-        epilog="Files:\n  nut.conf in $NUT_CONFPATH (default /etc/nut): the BOOTGUARD_* settings\n"
-               "  the marker, BOOTGUARD_MARKER (default /var/lib/nutlite/powerfail)",
+    p = help_parser(
+        PROG,
+        "After a power-fail shutdown, hold the boot back until the UPS battery has\n"
+        "recharged (NUT FAQ #56): a marker file written during the power-fail shutdown\n"
+        "makes the next boot wait for BOOTGUARD_MIN_CHARGE percent, for at most\n"
+        "BOOTGUARD_TIMEOUT seconds. The options override the settings in nut.conf.",
+        files=["nut.conf in $NUT_CONFPATH (default /etc/nut): the BOOTGUARD_* settings",
+               "the marker, BOOTGUARD_MARKER (default /var/lib/nutlite/powerfail)"],
     )
     p.add_argument("action", nargs="?", default="wait", choices=("wait", "mark", "clear", "status"),
                    metavar="ACTION", help="wait (the default): the boot-time guard; mark: record a power-fail shutdown; "
                         "clear: forget it; status: show the marker and the UPS readings")
-    p.add_argument("-h", "--help", action="help", help="show this help and exit")
     p.add_argument("--if-powerdownflag", action="store_true",
                    help="with mark: only if upsmon's POWERDOWNFLAG is set (what 'upsmon -K' checks)")
     p.add_argument("--min-charge", type=float, metavar="PERCENT",

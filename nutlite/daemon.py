@@ -4,6 +4,7 @@ logging, running in the background, and systemd's sd_notify."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import grp
 import logging
@@ -152,21 +153,46 @@ def running_instance(path: str | os.PathLike[str], program: str) -> int | None:
     return pid
 
 
+def send_signal(pid: int, sig: int, prog: str, gone: str, denied: str | None = None) -> int:
+    """Send ``sig`` to ``pid`` for a control command: 0, or 1 once ``prog: gone`` (no such process) or
+    ``prog: denied`` (not ours to signal; by default it says so with the pid) is on stderr."""
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        print(f"{prog}: {gone}", file=sys.stderr)
+        return 1
+    except PermissionError:
+        print(f"{prog}: {denied or f'not allowed to signal pid {pid} (run as its owner or root)'}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def signal_running(path: str | os.PathLike[str], command: str, prog: str) -> int:
     """``-c reload|stop``: signal the instance whose pid is in ``path``; return an exit code."""
     pid = read_pid(path)
     if pid is None:
         print(f"{prog}: no pid file {path} (is {prog} running?)", file=sys.stderr)
         return 1
+    return send_signal(pid, SIGNALS[command], prog, f"pid {pid} from {path} is not running (stale pid file)")
+
+
+def write_synced(path: str | os.PathLike[str], data: bytes, *, sync_folder: bool = False) -> None:
+    """Write ``data`` to ``path`` (created 0644, else truncated) and sync it to disk, for the files of a
+    shutdown (the power may go any moment); with ``sync_folder``, the folder's entry too, as far as it
+    can be. Raises OSError."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
-        os.kill(pid, SIGNALS[command])
-    except ProcessLookupError:
-        print(f"{prog}: pid {pid} from {path} is not running (stale pid file)", file=sys.stderr)
-        return 1
-    except PermissionError:
-        print(f"{prog}: not allowed to signal pid {pid} (run as its owner or root)", file=sys.stderr)
-        return 1
-    return 0
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    if sync_folder:
+        with contextlib.suppress(OSError):
+            dfd = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
+            try:
+                os.fsync(dfd)
+            finally:
+                os.close(dfd)
 
 
 def wait_gone(pid: int, timeout: float) -> bool:

@@ -24,6 +24,8 @@ import threading
 import time
 from pathlib import Path
 
+from nutlite.tools.common import help_parser
+
 HELP = """\
 Run the whole nutlite stack on simulated UPSes until it is stopped: upsd on
 127.0.0.1 with three UPSes that each go from mains to battery, to low battery
@@ -285,8 +287,7 @@ def port_number(text: str) -> int:
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="nutlite demo", description=HELP, epilog=EPILOG,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = help_parser("demo", HELP, epilog=EPILOG)
     parser.add_argument("--port", type=port_number, default=3493, help="upsd port on 127.0.0.1 (default 3493)")
     parser.add_argument("--dir", default=os.path.join(os.getcwd(), ".demo"),
                         help="work folder for the demo's configuration and state (default ./.demo)")

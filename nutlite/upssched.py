@@ -28,7 +28,7 @@ import time
 
 from nutlite.config import ConfigError, UpsschedConf, load_upssched_conf
 from nutlite.daemon import setup_logging
-from nutlite.tools.common import invoked_as
+from nutlite.tools.common import help_parser
 
 log = logging.getLogger("nutlite.upssched")
 PROG = "upssched"
@@ -199,15 +199,14 @@ def check(conf: UpsschedConf) -> str | None:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(
-        prog=invoked_as(PROG), add_help=False, formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Timers for upsmon's events. Set it as upsmon's NOTIFYCMD: for each event it\n"
-                    "carries out the AT lines of upssched.conf that match the event and the UPS: run\n"
-                    "CMDSCRIPT at once, start a timer that runs CMDSCRIPT when it runs out, or cancel\n"
-                    "one. The timers live in a small background process that ends when none is left.",
-        epilog="Files:\n  upssched.conf in $NUT_CONFPATH (default /etc/nut)\n\n"
-               "Environment:\n  NOTIFYTYPE, UPSNAME  the event and the UPS, set by upsmon")
-    parser.add_argument("-h", "--help", action="help", help="show this help and exit")
+    parser = help_parser(
+        PROG,
+        "Timers for upsmon's events. Set it as upsmon's NOTIFYCMD: for each event it\n"
+        "carries out the AT lines of upssched.conf that match the event and the UPS: run\n"
+        "CMDSCRIPT at once, start a timer that runs CMDSCRIPT when it runs out, or cancel\n"
+        "one. The timers live in a small background process that ends when none is left.",
+        files=["upssched.conf in $NUT_CONFPATH (default /etc/nut)"],
+        environment=["NOTIFYTYPE, UPSNAME  the event and the UPS, set by upsmon"])
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("message", nargs="*", help="the notification text upsmon passes (not used)")
     args = parser.parse_args(argv)

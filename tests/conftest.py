@@ -30,16 +30,17 @@ def real_nut() -> None:
 
 @pytest.fixture
 def nut_env_factory(tmp_path: Path) -> Iterator[EnvFactory]:
-    """Returns ``make(upses, **NutEnv kwargs) -> started NutEnv``; every env is stopped at teardown.
+    """Returns ``make(upses, start=True, base=None, **NutEnv kwargs) -> NutEnv``, started unless
+    ``start`` is false, in ``base`` (default: a folder in tmp_path); every env is stopped at teardown.
 
     If any flavour is "debian", the test is skipped/failed per `require_real_nut`.
     """
     envs: list[NutEnv] = []
 
-    def make(upses: list[UpsSpec], *, start: bool = True, **kwargs: object) -> NutEnv:
+    def make(upses: list[UpsSpec], *, start: bool = True, base: Path | None = None, **kwargs: object) -> NutEnv:
         if "debian" in (kwargs.get("driver_flavour"), kwargs.get("upsd_flavour")):
             require_real_nut()
-        env = NutEnv(tmp_path / f"env{len(envs)}", upses, **kwargs)  # type: ignore[arg-type]
+        env = NutEnv(base or tmp_path / f"env{len(envs)}", upses, **kwargs)  # type: ignore[arg-type]
         envs.append(env)
         if start:
             env.start()
@@ -48,6 +49,22 @@ def nut_env_factory(tmp_path: Path) -> Iterator[EnvFactory]:
     yield make
     for env in envs:
         env.stop()
+
+
+@pytest.fixture
+def checked_env_factory(nut_env_factory: EnvFactory) -> Iterator[EnvFactory]:
+    """`nut_env_factory`, and at teardown no upsd log of the envs it made may show a Traceback."""
+    envs: list[NutEnv] = []
+
+    def make(upses: list[UpsSpec], **kwargs: object) -> NutEnv:
+        env = nut_env_factory(upses, **kwargs)
+        envs.append(env)
+        return env
+
+    yield make
+    for env in envs:
+        env.stop()
+        assert "Traceback" not in env.upsd_log(), env.upsd_log()[-4000:]
 
 
 @pytest.fixture

@@ -48,13 +48,56 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 STAY_ROOT: list[str] = ["-u", "root"] if os.geteuid() == 0 else []
 
 
-def readable_install(packages: tuple[str, ...] = ("nutlite", "sdnotify")) -> tuple[str, Path]:
-    """An interpreter and a folder for PYTHONPATH with copies of ``packages`` (as this interpreter
-    imports them) that every user may read: what a daemon that switched to user nut can
-    import, as from an installed package (the checkout and its venv may be in a root-only folder, as in
-    CI). The caller removes the folder."""
+def as_user(user: str, *, clear_groups: bool = False) -> list[str]:
+    """The setpriv words that run a command as ``user`` (with its groups, or with none); the calling
+    test is skipped where there is no setpriv."""
+    if shutil.which("setpriv") is None:
+        import pytest
+
+        pytest.skip("needs setpriv")
+    return ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups" if clear_groups else "--init-groups"]
+
+
+@dataclass
+class ReadableInstall:
+    """A world-readable copy of some packages (``folder``, for PYTHONPATH) and an interpreter that the
+    account the code runs as may use (``python``); a context manager that removes the copy."""
+
+    python: str
+    folder: Path
+
+    @property
+    def environ(self) -> dict[str, str]:
+        """What a process's environment needs to import the copy (and nothing from a user site)."""
+        return {"PYTHONPATH": str(self.folder), "PYTHONNOUSERSITE": "1"}
+
+    def env(self, base: Mapping[str, str] | None = None, **extra: str) -> dict[str, str]:
+        """``base`` (default: this process's environment) with :attr:`environ` and ``extra``."""
+        return {**(os.environ if base is None else base), **self.environ, **extra}
+
+    def argv(self, *args: str, user: str | None = None, clear_groups: bool = False) -> list[str]:
+        """``python -m nutlite args``, run as ``user`` through setpriv when one is named."""
+        drop = as_user(user, clear_groups=clear_groups) if user else []
+        return [*drop, self.python, "-m", "nutlite", *args]
+
+    def remove(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+    def __enter__(self) -> ReadableInstall:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.remove()
+
+
+def readable_install(packages: Sequence[str] = ("nutlite", "sdnotify"), user: str = "nut") -> ReadableInstall:
+    """Copies of ``packages`` (as this interpreter imports them) that every user may read, and an
+    interpreter for them: what a daemon that runs as, or switched to, ``user`` can import, as from an
+    installed package (the checkout and its venv may be in a root-only folder, as in CI). The
+    interpreter is this one if ``user`` may run it and, once it is that user, still import the
+    standard library modules a daemon loads late (and the packages); else the system's Python 3."""
     import importlib.util
-    import shutil
+    import pwd
     import tempfile
 
     site = Path(tempfile.mkdtemp(prefix="nutlite-site-"))
@@ -68,10 +111,20 @@ def readable_install(packages: tuple[str, ...] = ("nutlite", "sdnotify")) -> tup
             shutil.copy(src, site / src.name)
     for path in [site, *site.rglob("*")]:
         path.chmod(0o755 if path.is_dir() else 0o644)
-    # The interpreter's own files must stay readable after the switch (a lazily imported module of the
-    # standard library too): the system's Python 3 where there is one, not one in root's home.
-    python = "/usr/bin/python3" if os.access("/usr/bin/python3", os.X_OK) else sys.executable
-    return python, site
+    install = ReadableInstall(sys.executable, site)
+    if os.geteuid() == 0:
+        account = pwd.getpwnam(user)
+        try:
+            usable = subprocess.run([sys.executable, "-c", f"import concurrent.futures.thread, {', '.join(packages)}"],
+                                    user=account.pw_uid, group=account.pw_gid, extra_groups=[], cwd=site,
+                                    env=install.env(), capture_output=True).returncode == 0
+        except OSError:  # the user may not even run it
+            usable = False
+        if not usable and os.access("/usr/bin/python3", os.X_OK):
+            install.python = "/usr/bin/python3"
+    return install
+
+
 DATA_DIR = Path(__file__).resolve().parent / "data"
 
 FLAVOURS = ("debian", "nutlite")

@@ -6,7 +6,6 @@ runs."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import pwd
 import re
@@ -22,7 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from nutenv import DATA_DIR, REAL_NUT_DIR, REPO_ROOT, require_real_nut
+from nutenv import DATA_DIR, REAL_NUT_DIR, REPO_ROOT, readable_install, require_real_nut
 
 ROOT = os.geteuid() == 0
 needs_root = pytest.mark.skipif(not ROOT, reason="needs root to switch users")
@@ -154,69 +153,44 @@ def test_serial_port_the_driver_user_cannot_open(site: Site, folder_mode: int) -
     port.write_text("")
     port.chmod(0o600)
     (site.conf / "ups.conf").write_text(f"[u]\n  driver = genericups\n  upstype = 0\n  port = {port}\n")
-    python, extra, install = readable_install("nut", ("nutlite", "serial"))
-    r = run_as(None, python, ["driver", "-a", "u", "-F"], site.env(NUTLITE_LOCKDIR="", **extra), install)
+    r = run_as(None, ["driver", "-a", "u", "-F"], site.env(NUTLITE_LOCKDIR=""), ("nutlite", "serial"))
     out = no_traceback(r)
     assert r.returncode != 0
     assert f"Unable to open {port}: Permission denied" in out, out
     assert_faq4(out, port if folder_mode == 0o755 else folder, "nut", "fix the permissions or ownership")
 
 
-def readable_install(user: str, packages: tuple[str, ...] = ("nutlite",)) -> tuple[str, dict[str, str], Path]:
-    """A Python that ``user`` can run and a world-readable copy of ``packages`` for it: (interpreter,
-    environment, folder). The checkout, its venv and this interpreter may be in root-only folders, and
-    a driver that dropped root imports some modules only then (as on the image, the code must be
-    readable by the account it runs as)."""
-    if shutil.which("setpriv") is None:
-        pytest.skip("needs setpriv")
-    install = Path(tempfile.mkdtemp(prefix="nutlite-code-"))
-    for name in packages:
-        spec = importlib.util.find_spec(name)
-        assert spec is not None and spec.origin is not None, name
-        shutil.copytree(Path(spec.origin).parent, install / name, ignore=shutil.ignore_patterns("__pycache__"))
-    for path in [install, *install.rglob("*")]:
-        path.chmod(0o755 if path.is_dir() else 0o644)
-    python = sys.executable
-    # as a driver does: drop root inside the process, then import more of the standard library
-    probe = [python, "-c", f"import os, pwd; p = pwd.getpwnam({user!r}); os.setgid(p.pw_gid); "
-             "os.setuid(p.pw_uid); import concurrent.futures.thread"
-             + (", serial.serialposix" if "serial" in packages else "")]
-    if subprocess.run(probe, capture_output=True, env={**os.environ, "PYTHONPATH": str(install)}).returncode != 0:
-        python = "/usr/bin/python3"
-    return python, {"PYTHONPATH": str(install), "PYTHONNOUSERSITE": "1"}, install
+def run_as(user: str | None, args: list[str], env: dict[str, str],
+           packages: tuple[str, ...] = ("nutlite",)) -> subprocess.CompletedProcess[str]:
+    """``nutlite args`` from a copy of ``packages`` that the user nut may read, as ``user`` (None: as
+    root, for a program that drops root by itself); ``env`` gets the copy's PYTHONPATH."""
+    with readable_install(packages, user="nut") as install:
+        return subprocess.run(install.argv(*args, user=user), env=install.env(env), capture_output=True,
+                              text=True, timeout=30, cwd=install.folder, stdin=subprocess.DEVNULL)
 
 
-def as_user(user: str) -> list[str]:
-    return ["setpriv", f"--reuid={user}", f"--regid={user}", "--init-groups"]
-
-
-def run_as(user: str | None, python: str, args: list[str], env: dict[str, str],
-           install: Path) -> subprocess.CompletedProcess[str]:
-    try:
-        return subprocess.run([*(as_user(user) if user else []), python, "-m", "nutlite", *args], env=env,
-                              capture_output=True, text=True, timeout=30, cwd=install, stdin=subprocess.DEVNULL)
-    finally:
-        shutil.rmtree(install, ignore_errors=True)
+def unreadable_as_nut(path: Path, args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Started as nut, ``nutlite args`` cannot read ``path`` (made root-only): it says so, with the facts
+    of NUT FAQ #4 and the advice, and no traceback."""
+    path.chmod(0o600)
+    r = run_as("nut", args, env)
+    out = no_traceback(r)
+    assert f"cannot read {path}: Permission denied" in out, out
+    assert_faq4(out, path, "nut", f"Make {path} (and its folder) readable by nut")
+    return r
 
 
 @needs_root
 def test_unreadable_ups_conf(site: Site) -> None:
     """Started as nut (as a user would start it by hand), a root-only ups.conf cannot be read."""
-    conf = site.conf / "ups.conf"
-    conf.chmod(0o600)
-    python, extra, install = readable_install("nut")
-    r = run_as("nut", python, ["driver", "-a", "u", "-F"], site.env(**extra), install)
-    out = no_traceback(r)
+    r = unreadable_as_nut(site.conf / "ups.conf", ["driver", "-a", "u", "-F"], site.env())
     assert r.returncode != 0
-    assert f"cannot read {conf}: Permission denied" in out, out
-    assert_faq4(out, conf, "nut", f"Make {conf} (and its folder) readable by nut")
 
 
 @needs_root
 def test_config_folder_the_user_cannot_search(site: Site) -> None:
     site.conf.chmod(0o700)
-    python, extra, install = readable_install("nut")
-    r = run_as("nut", python, ["driver", "-a", "u", "-F"], site.env(**extra), install)
+    r = run_as("nut", ["driver", "-a", "u", "-F"], site.env())
     out = no_traceback(r)
     assert r.returncode != 0
     assert f"{site.conf / 'ups.conf'} cannot be looked at: Permission denied" in out, out

@@ -12,7 +12,6 @@ import os
 import pwd
 import re
 import select
-import shutil
 import socket
 import subprocess
 import sys
@@ -307,12 +306,11 @@ def test_bad_allow_target_is_a_clear_start_up_error(pattern: str) -> None:
 def test_started_as_root_it_runs_as_nut(tmp_path: Path, nutlite_env: NutEnv) -> None:
     """Without -u, an exporter started by root switches to NUT's account once it listens, and serves."""
     pw = pwd.getpwnam("nut")
-    python, install = readable_install(("nutlite", "prometheus_client", "sdnotify"))
+    install = readable_install(("nutlite", "prometheus_client", "sdnotify"))
     port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(install), "PYTHONNOUSERSITE": "1"}
-    proc = subprocess.Popen([python, "-m", "nutlite", "exporter", "--listen", f"127.0.0.1:{port}",
-                             "--server", f"127.0.0.1:{nutlite_env.port}"], env=env, cwd=install,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(install.argv("exporter", "--listen", f"127.0.0.1:{port}",
+                                         "--server", f"127.0.0.1:{nutlite_env.port}"),
+                            env=install.env(), cwd=install.folder, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 15
         while True:
@@ -328,4 +326,4 @@ def test_started_as_root_it_runs_as_nut(tmp_path: Path, nutlite_env: NutEnv) -> 
     finally:
         proc.terminate()
         proc.communicate(timeout=10)
-        shutil.rmtree(install, ignore_errors=True)
+        install.remove()

@@ -9,7 +9,6 @@ shipped units.
 from __future__ import annotations
 
 import os
-import shlex
 import shutil
 import subprocess
 import sys
@@ -17,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+from test_systemd_units import assert_verified, verifiable_copies
 
 from nutlite.systemd_generator import DROPIN, TEMPLATE, UNIT_DIR, systemd_escape
 
@@ -168,18 +168,8 @@ def test_fast(tmp_path: Path) -> None:
 def test_systemd_analyze_verify_generated_units(tmp_path: Path) -> None:
     """The shipped units plus what the generator made, loaded the way systemd loads them (the generator
     folder first in the unit path): no warning at all."""
-    stub = tmp_path / "bin" / "nutlite"
-    stub.parent.mkdir()
-    stub.write_text(f"#!/bin/sh\nexec {shlex.quote(sys.executable)} -m nutlite \"$@\"\n")
-    stub.chmod(0o755)
-    units = tmp_path / "units"
-    units.mkdir()
-    for path in [*SYSTEMD_DIR.glob("*.service"), *SYSTEMD_DIR.glob("*.target")]:
-        (units / path.name).write_text(path.read_text().replace("/usr/bin/nutlite", str(stub)))
+    units = verifiable_copies(tmp_path, [*SYSTEMD_DIR.glob("*.service"), *SYSTEMD_DIR.glob("*.target")])
     proc, out = run_generator(tmp_path, section("ups1") + section("my-ups") + section("rack:2"))
     assert proc.returncode == 0
     env = {**os.environ, "SYSTEMD_UNIT_PATH": f"{out}:{units}:"}
-    proc = subprocess.run(["systemd-analyze", "verify", "--man=no", str(units / "nut-driver.target"),
-                           str(units / "nut.target")], capture_output=True, text=True, timeout=60,
-                          cwd=tmp_path, env=env)
-    assert proc.returncode == 0 and not proc.stdout.strip() and not proc.stderr.strip(), proc.stdout + proc.stderr
+    assert_verified([units / "nut-driver.target", units / "nut.target"], tmp_path, env)

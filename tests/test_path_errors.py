@@ -5,7 +5,6 @@ of the path and of its folder, and what to change (NUT FAQ #4), without a Python
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -15,8 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from nutenv import DEFAULT_USERS, free_port
-from test_cli_errors import Site, as_user, assert_faq4, needs_root, no_traceback, readable_install, run_as
+from nutenv import DEFAULT_USERS, free_port, readable_install
+from test_cli_errors import Site, assert_faq4, needs_root, no_traceback, unreadable_as_nut
 
 UPSMON_CONF = "MONITOR u@127.0.0.1:{port} 1 monpri pripw primary\nSHUTDOWNCMD \"/bin/true\"\n"
 
@@ -51,15 +50,11 @@ def until_output(argv: list[str], env: dict[str, str], cwd: Path, text: str, tim
 
 
 @needs_root
-def test_upsd_started_as_nut_cannot_read_upsd_users(site: Site) -> None:
-    users = site.conf / "upsd.users"
-    users.chmod(0o600)
-    python, extra, install = readable_install("nut")
-    r = run_as("nut", python, ["upsd", "-F"], site.env(**extra), install)
-    out = no_traceback(r)
+@pytest.mark.parametrize(("tool", "conf"), [("upsd", "upsd.users"), ("upsmon", "upsmon.conf")])
+def test_started_as_nut_cannot_read_its_conf(site: Site, tool: str, conf: str) -> None:
+    """Started as nut by hand, upsd and upsmon say which file they cannot read and what to change."""
+    r = unreadable_as_nut(site.conf / conf, [tool, "-F"], site.env())
     assert r.returncode == 1
-    assert f"cannot read {users}: Permission denied" in out, out
-    assert_faq4(out, users, "nut", f"Make {users} (and its folder) readable by nut")
 
 
 @needs_root
@@ -73,29 +68,14 @@ def test_upsd_as_root_with_u_nut_says_what_it_cannot_reach(site: Site) -> None:
         drv.bind(str(sock_path))
         drv.listen(1)
         sock_path.chmod(0o600)
-        python, extra, install = readable_install("nut")
-        try:
-            out = until_output([python, "-m", "nutlite", "upsd", "-F", "-u", "nut"], site.env(**extra), install,
+        with readable_install(user="nut") as install:
+            out = until_output(install.argv("upsd", "-F", "-u", "nut"), install.env(site.env()), install.folder,
                                f"Can't connect to UPS [u] at {sock_path}")
             assert "Traceback" not in out, out
             assert f"cannot re-read {users}: not readable by user nut" in out, out
             assert_faq4(out, users, "nut", "A reload will keep the users read at start")
             assert f"Can't connect to UPS [u] at {sock_path}: Permission denied" in out, out
             assert_faq4(out, sock_path, "nut", "run upsd as a member of the socket's group")
-        finally:
-            shutil.rmtree(install, ignore_errors=True)
-
-
-@needs_root
-def test_upsmon_started_as_nut_cannot_read_upsmon_conf(site: Site) -> None:
-    conf = site.conf / "upsmon.conf"
-    conf.chmod(0o600)
-    python, extra, install = readable_install("nut")
-    r = run_as("nut", python, ["upsmon", "-F"], site.env(**extra), install)
-    out = no_traceback(r)
-    assert r.returncode == 1
-    assert f"cannot read {conf}: Permission denied" in out, out
-    assert_faq4(out, conf, "nut", f"Make {conf} (and its folder) readable by nut")
 
 
 @needs_root
@@ -105,12 +85,9 @@ def test_upsmon_as_nut_cannot_use_its_powerdownflag(site: Site) -> None:
     flag = folder / "killpower"
     conf = site.conf / "upsmon.conf"
     conf.write_text(conf.read_text() + f"POWERDOWNFLAG {flag}\n")
-    python, extra, install = readable_install("nut")
-    try:
-        out = until_output([*as_user("nut"), python, "-m", "nutlite", "upsmon", "-F"], site.env(**extra), install,
+    with readable_install(user="nut") as install:
+        out = until_output(install.argv("upsmon", "-F", user="nut"), install.env(site.env()), install.folder,
                            "POWERDOWNFLAG")
-    finally:
-        shutil.rmtree(install, ignore_errors=True)
     assert "Traceback" not in out, out
     assert f"cannot read POWERDOWNFLAG {flag}: Permission denied" in out, out
     assert_faq4(out, folder, "nut", f"make {folder} writable by nut")

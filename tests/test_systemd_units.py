@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import urllib.request
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
@@ -25,7 +26,7 @@ import pytest
 from nutlite.cli import TOOLS
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from nutenv import NutEnv, free_port  # noqa: E402
+from nutenv import NutEnv, free_port, readable_install  # noqa: E402
 
 SYSTEMD_DIR = Path(__file__).resolve().parent.parent / "systemd"
 UNITS = [
@@ -236,33 +237,18 @@ def test_exporter_unit_runs_as_its_user(nutlite_env: NutEnv) -> None:
     environ["NUTLITE_EXPORTER_ARGS"] = environ["NUTLITE_EXPORTER_ARGS"].replace(
         ":9199", f"127.0.0.1:{port}").replace("127.0.0.1:3493", f"127.0.0.1:{nutlite_env.port}")
     argv = expand(one(u, "Service", "ExecStart"), environ)
-    drop = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups"]
     # As on the image, the code lives where the user can read it: a copy of the package and of the
     # libraries the exporter imports, in a world-readable folder (the checkout and its venv may be in a
-    # root-only one). The interpreter is this one if the user may run it, else the system's Python 3.11.
-    install = Path(tempfile.mkdtemp(prefix="nutlite-unit-"))
-    for name in ("nutlite", "prometheus_client", "sdnotify"):
-        spec = importlib.util.find_spec(name)
-        assert spec is not None and spec.origin is not None, name
-        src = Path(spec.origin)
-        if src.name == "__init__.py":
-            shutil.copytree(src.parent, install / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy(src, install / src.name)
-    for path in [install, *install.rglob("*")]:
-        path.chmod(0o755 if path.is_dir() else 0o644)
-    python = sys.executable
-    if subprocess.run([*drop, python, "-c", ""], capture_output=True).returncode != 0:
-        python = "/usr/bin/python3"
-    notify_path = install / "notify"
+    # root-only one), with an interpreter the user may run.
+    install = readable_install(("nutlite", "prometheus_client", "sdnotify"), user=user)
+    notify_path = install.folder / "notify"
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.bind(str(notify_path))
     os.chmod(notify_path, 0o777)
     sock.settimeout(20)
-    env = {**os.environ, "NOTIFY_SOCKET": str(notify_path), "WATCHDOG_USEC": "1000000", "PYTHONPATH": str(install),
-           "PYTHONNOUSERSITE": "1"}
-    proc = subprocess.Popen([*drop, python, "-m", "nutlite", *argv[1:]], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, cwd=install)
+    env = install.env(NOTIFY_SOCKET=str(notify_path), WATCHDOG_USEC="1000000")
+    proc = subprocess.Popen(install.argv(*argv[1:], user=user, clear_groups=True), env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=install.folder)
     try:
         try:
             assert b"READY=1" in sock.recv(4096)
@@ -279,7 +265,7 @@ def test_exporter_unit_runs_as_its_user(nutlite_env: NutEnv) -> None:
         proc.terminate()
         out, _ = proc.communicate(timeout=10)
         sock.close()
-        shutil.rmtree(install, ignore_errors=True)
+        install.remove()
     assert proc.returncode in (0, -15), out
 
 
@@ -344,24 +330,34 @@ def test_who_the_units_run_as(units: dict[str, dict[str, list[tuple[str, str]]]]
     assert "POWERDOWNFLAG" in service_comments(SYSTEMD_DIR / "nut-monitor.service")
 
 
-@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed")
-def test_systemd_analyze_verify(tmp_path: Path) -> None:
-    """``systemd-analyze verify`` on copies whose nutlite path points at this checkout's nutlite
-    (verify insists that every Exec program exists)."""
-    stub = tmp_path / "bin" / "nutlite"
+def verifiable_copies(folder: Path, units: Iterable[Path]) -> Path:
+    """Copies of ``units`` in ``folder``/units whose nutlite path is a stub that runs this checkout's
+    nutlite (``systemd-analyze verify`` insists that every Exec program exists); returns that folder."""
+    stub = folder / "bin" / "nutlite"
     stub.parent.mkdir()
     stub.write_text(f"#!/bin/sh\nexec {shlex.quote(sys.executable)} -m nutlite \"$@\"\n")
     stub.chmod(0o755)
-    unitdir = tmp_path / "units"
+    unitdir = folder / "units"
     unitdir.mkdir()
-    for name in UNITS:
-        (unitdir / name).write_text((SYSTEMD_DIR / name).read_text().replace(NUTLITE, str(stub)))
-    (unitdir / "nut-driver@ups1.service").write_text((unitdir / "nut-driver@.service").read_text())
-    files = sorted(str(p) for p in unitdir.iterdir())
-    proc = subprocess.run(["systemd-analyze", "verify", "--man=no", *files],
-                          capture_output=True, text=True, timeout=60, cwd=unitdir)
+    for path in units:
+        (unitdir / path.name).write_text(path.read_text().replace(NUTLITE, str(stub)))
+    return unitdir
+
+
+def assert_verified(units: Iterable[Path], cwd: Path, env: dict[str, str] | None = None) -> None:
+    """``systemd-analyze verify`` of ``units`` says nothing at all and succeeds."""
+    proc = subprocess.run(["systemd-analyze", "verify", "--man=no", *map(str, units)],
+                          capture_output=True, text=True, timeout=60, cwd=cwd, env=env)
     assert proc.returncode == 0 and not proc.stderr.strip() and not proc.stdout.strip(), (
         f"systemd-analyze verify (exit {proc.returncode}):\n{proc.stdout}{proc.stderr}")
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed")
+def test_systemd_analyze_verify(tmp_path: Path) -> None:
+    """``systemd-analyze verify`` on copies whose nutlite path points at this checkout's nutlite."""
+    unitdir = verifiable_copies(tmp_path, [SYSTEMD_DIR / name for name in UNITS])
+    (unitdir / "nut-driver@ups1.service").write_text((unitdir / "nut-driver@.service").read_text())
+    assert_verified(sorted(unitdir.iterdir()), unitdir)
 
 
 # --------------------------------------------------------------------------------------------- hardening

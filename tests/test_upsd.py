@@ -45,21 +45,15 @@ def fake_ups(name: str = "fake", status: str = "OL", desc: str | None = "scripte
 
 
 @pytest.fixture
-def make_env(nut_env_factory: Callable[..., NutEnv]) -> Iterator[Callable[..., NutEnv]]:
+def make_env(checked_env_factory: Callable[..., NutEnv]) -> Callable[..., NutEnv]:
     """``make(upses=[fake 'ups'], start=True, **NutEnv kwargs)``, nutlite's upsd by default; no upsd
     log may show a Traceback."""
-    envs: list[NutEnv] = []
 
-    def make(upses: list[UpsSpec] | None = None, *, start: bool = True, **kw: object) -> NutEnv:
+    def make(upses: list[UpsSpec] | None = None, **kw: object) -> NutEnv:
         kw.setdefault("upsd_flavour", "nutlite")
-        env = nut_env_factory([fake_ups()] if upses is None else upses, start=start, **kw)
-        envs.append(env)
-        return env
+        return checked_env_factory([fake_ups()] if upses is None else upses, **kw)
 
-    yield make
-    for env in envs:
-        env.stop()
-        assert "Traceback" not in env.upsd_log(), env.upsd_log()[-4000:]
+    return make
 
 
 def wait_for(fn: Callable[[], object], timeout: float = 10.0, what: str = "") -> object:
@@ -243,28 +237,35 @@ class TlsLines:
         return line.decode()
 
 
-def test_starttls(make_env: Callable[..., NutEnv], tmp_path: Path) -> None:
-    pem = make_certfile(tmp_path)
-    env = make_env(upsd_conf_extra=f"CERTFILE {pem}\n")
+@contextlib.contextmanager
+def tls_session(env: NutEnv, tmp_path: Path) -> Iterator[tuple[ssl.SSLSocket, TlsLines]]:
+    """A connection to ``env``'s upsd that STARTTLS switched to TLS, upsd's certificate checked against
+    the one :func:`make_certfile` made in ``tmp_path``."""
     ctx = ssl.create_default_context(cafile=str(tmp_path / "cert.pem"))
     with socket.create_connection(("127.0.0.1", env.port), timeout=10) as raw:
         raw.sendall(b"STARTTLS\n")
         assert raw.recv(100) == b"OK STARTTLS\n"
         with ctx.wrap_socket(raw, server_hostname="localhost") as tls:
-            c = TlsLines(tls)
-            assert c.request("VER").startswith("Network UPS Tools upsd ")
-            assert c.request("STARTTLS") == "ERR ALREADY-SSL-MODE"
-            assert c.request("GET VAR fake ups.status") == 'VAR fake ups.status "OL"'
-            assert c.request("LIST VAR fake") == "BEGIN LIST VAR fake"
-            while c.read_line() != "END LIST VAR fake":
-                pass
-            assert c.request("USERNAME monpri") == "OK"
-            assert c.request("PASSWORD pripw") == "OK"
-            assert c.request("LOGIN fake") == "OK"
-            assert reply(env, "LIST CLIENT fake") == "BEGIN LIST CLIENT fake"
-            assert c.request("LOGOUT") == "OK Goodbye"
-            with pytest.raises((EOFError, ssl.SSLError, OSError)):
-                c.read_line()
+            yield tls, TlsLines(tls)
+
+
+def test_starttls(make_env: Callable[..., NutEnv], tmp_path: Path) -> None:
+    pem = make_certfile(tmp_path)
+    env = make_env(upsd_conf_extra=f"CERTFILE {pem}\n")
+    with tls_session(env, tmp_path) as (_, c):
+        assert c.request("VER").startswith("Network UPS Tools upsd ")
+        assert c.request("STARTTLS") == "ERR ALREADY-SSL-MODE"
+        assert c.request("GET VAR fake ups.status") == 'VAR fake ups.status "OL"'
+        assert c.request("LIST VAR fake") == "BEGIN LIST VAR fake"
+        while c.read_line() != "END LIST VAR fake":
+            pass
+        assert c.request("USERNAME monpri") == "OK"
+        assert c.request("PASSWORD pripw") == "OK"
+        assert c.request("LOGIN fake") == "OK"
+        assert reply(env, "LIST CLIENT fake") == "BEGIN LIST CLIENT fake"
+        assert c.request("LOGOUT") == "OK Goodbye"
+        with pytest.raises((EOFError, ssl.SSLError, OSError)):
+            c.read_line()
     # a client that does not speak TLS after OK STARTTLS is dropped; upsd carries on
     with env.connect() as c:
         c.send("STARTTLS")
@@ -285,21 +286,16 @@ def test_slowed_answer_over_tls_then_the_session_goes_on(make_env: Callable[...,
         with env.connect() as c:
             assert [c.request(x) for x in ("USERNAME monpri", f"PASSWORD bad{i}", "LOGIN fake")] == [
                 "OK", "OK", "ERR ACCESS-DENIED"]
-    ctx = ssl.create_default_context(cafile=str(tmp_path / "cert.pem"))
-    with socket.create_connection(("127.0.0.1", env.port), timeout=10) as raw:
-        raw.sendall(b"STARTTLS\n")
-        assert raw.recv(100) == b"OK STARTTLS\n"
-        with ctx.wrap_socket(raw, server_hostname="localhost") as tls:
-            c = TlsLines(tls)
-            assert c.request("USERNAME monpri") == "OK"
-            assert c.request("PASSWORD pripw") == "OK"
-            t0 = time.monotonic()
-            tls.sendall(b"LOGIN fake\nVER\n")  # VER waits behind the held LOGIN answer
-            assert c.read_line() == "OK"
-            assert time.monotonic() - t0 >= LoginThrottle().delay_for(FREE_FAILURES + 2) - 0.01
-            assert c.read_line().startswith("Network UPS Tools upsd ")
-            assert c.request("GET NUMLOGINS fake") == "NUMLOGINS fake 1"
-            assert c.request("LOGOUT") == "OK Goodbye"
+    with tls_session(env, tmp_path) as (tls, c):
+        assert c.request("USERNAME monpri") == "OK"
+        assert c.request("PASSWORD pripw") == "OK"
+        t0 = time.monotonic()
+        tls.sendall(b"LOGIN fake\nVER\n")  # VER waits behind the held LOGIN answer
+        assert c.read_line() == "OK"
+        assert time.monotonic() - t0 >= LoginThrottle().delay_for(FREE_FAILURES + 2) - 0.01
+        assert c.read_line().startswith("Network UPS Tools upsd ")
+        assert c.request("GET NUMLOGINS fake") == "NUMLOGINS fake 1"
+        assert c.request("LOGOUT") == "OK Goodbye"
 
 
 @pytest.mark.interop

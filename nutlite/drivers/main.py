@@ -38,6 +38,7 @@ from nutlite.daemon import (
 from nutlite.drivers.core import Driver, DriverError
 from nutlite.drivers.drvconfig import DriverConfig, apply_extra, load_config, validate_options
 from nutlite.drivers.runner import dump_and_exit, killpower, run_foreground_or_background
+from nutlite.tools.common import help_parser
 
 log = logging.getLogger("nutlite.driver")
 
@@ -122,9 +123,8 @@ def driver_class(name: str) -> type[Driver]:
 
 
 def build_parser(prog: str = "nutlite driver") -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=prog, add_help=False, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("-h", dest="help", action="store_true",
-                   help="show this help (with -a <id>: also the settings of that UPS's driver) and exit")
+    p = help_parser("driver", prog=prog, help_flag="switch",
+                    help_text="show this help (with -a <id>: also the settings of that UPS's driver) and exit")
     p.add_argument("-a", dest="ups", metavar="<id>",
                    help="take the settings from the ups.conf section <id> (-x after -a overrides them)")
     p.add_argument("-s", dest="standalone", metavar="<id>",

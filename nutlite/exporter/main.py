@@ -46,6 +46,7 @@ from nutlite.exporter.collector import (
 )
 from nutlite.exporter.targets import AllowList, TargetPatternError, parse_target
 from nutlite.exporter.web import WebConfig, WebConfigError, load_web_config
+from nutlite.tools.common import help_parser
 
 log = logging.getLogger("nutlite.exporter")
 
@@ -335,8 +336,7 @@ See docs/exporter.md for the credentials and web config file formats."""
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="nutlite exporter", description=HELP_DESCRIPTION, epilog=HELP_EPILOG,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = help_parser("exporter", HELP_DESCRIPTION, epilog=HELP_EPILOG)
     p.add_argument("--listen", default=DEFAULT_LISTEN, metavar="ADDR:PORT",
                    help=f"HTTP address (default {DEFAULT_LISTEN}: every address, port 9199)")
     p.add_argument("--server", action="append", metavar="HOST[:PORT]",

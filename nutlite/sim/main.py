@@ -16,6 +16,7 @@ from typing import Any
 from nutlite.sim.apc import ApcUps, PtyApc
 from nutlite.sim.q1 import PtyQ1, Q1Ups
 from nutlite.sim.script import OFF_WORDS, ON_WORDS, ScriptedUps, describe_actions
+from nutlite.tools.common import help_parser
 
 KINDS: dict[str, tuple[type[ScriptedUps], Any, str]] = {  # kind -> model, its pty server, what it is
     "q1": (Q1Ups, PtyQ1, "Megatec Q1 UPS"),
@@ -56,8 +57,7 @@ def epilog() -> str:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="nutlite sim", description=HELP, epilog=epilog(),
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = help_parser("sim", HELP, epilog=epilog())
     p.add_argument("kind", choices=list(KINDS), help="the UPS to simulate: q1 (Megatec Q1) or apc (APC "
                    "Smart-UPS)")
     p.add_argument("--link", metavar="PATH", help="make PATH a symbolic link to the pty")

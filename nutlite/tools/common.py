@@ -6,15 +6,18 @@ operand), print NUT's messages, and use nutlite.client for the protocol.
 
 from __future__ import annotations
 
+import argparse
 import getpass
 import os
 import pwd
 import sys
-from collections.abc import Callable
-from typing import TextIO
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Literal, TextIO
 
 from nutlite import __version__
-from nutlite.client import AddressError, NutClient, UpsAddress, parse_upsname
+
+if TYPE_CHECKING:  # the daemons use this module for their help too: the client is imported when used
+    from nutlite.client import NutClient, UpsAddress
 
 NUT_VERSION = "2.8.0"  # the NUT release whose tools these behave like
 UPS_FORMAT = "upsname[@hostname[:port]]"
@@ -103,6 +106,32 @@ def invoked_as(tool: str) -> str:
     return tool if os.path.basename(sys.argv[0]) == tool else f"nutlite {tool}"
 
 
+def help_parser(tool: str, description: str = "", *, prog: str | None = None, usage: str | None = None,
+                files: Sequence[str] = (), environment: Sequence[str] = (), epilog: str = "",
+                help_flag: Literal["exit", "switch"] = "exit",
+                help_text: str = "show this help and exit") -> argparse.ArgumentParser:
+    """The argument parser of a nutlite program, in the one help style of every tool.
+
+    The help shows the usage naming the program as invoked (``prog``, default :func:`invoked_as`),
+    ``description`` (a short paragraph of plain prose), the options, then ``epilog`` and the sections
+    Files: and Environment:, one given line an entry. The first option is ``-h``: with ``help_flag``
+    "exit" it is ``-h, --help`` and prints the help and exits; with "switch" it only sets
+    ``args.help``, for a program that shows its help itself (after other checks, or with more in it).
+    """
+    sections = [epilog] if epilog else []
+    for title, lines in (("Files", files), ("Environment", environment)):
+        if lines:
+            sections.append("\n".join([f"{title}:", *(f"  {line}" for line in lines)]))
+    p = argparse.ArgumentParser(prog=prog or invoked_as(tool), usage=usage, description=description or None,
+                                epilog="\n\n".join(sections) or None, add_help=False,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    if help_flag == "exit":
+        p.add_argument("-h", "--help", action="help", help=help_text)
+    else:
+        p.add_argument("-h", dest="help", action="store_true", help=help_text)
+    return p
+
+
 def parse_options(argv: list[str], optstring: str, tool: str,
                   usage: Callable[[], str]) -> tuple[list[tuple[str, str]], list[str]] | int:
     """getopt as NUT's client tools use it: after a bad option they show the complaint and their help
@@ -131,6 +160,8 @@ def finish_option(opt: str, tool: str, usage: Callable[[], str], banner_on_stder
 
 def split_ups(text: str | None) -> UpsAddress | None:
     """Parse ``upsname[@hostname[:port]]``; on error print NUT's messages and return None."""
+    from nutlite.client import AddressError, parse_upsname
+
     try:
         if text is None:
             raise AddressError("")
@@ -145,6 +176,8 @@ def split_ups(text: str | None) -> UpsAddress | None:
 def open_target(text: str | None) -> tuple[str, NutClient] | None:
     """``upsname[@hostname[:port]]`` -> (the UPS name, a not yet connected client for its server); on
     error print NUT's messages and return None."""
+    from nutlite.client import NutClient
+
     addr = split_ups(text)
     if addr is None:
         return None

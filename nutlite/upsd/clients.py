@@ -140,32 +140,8 @@ class ClientConn:
             return
         if self.tls is not None:
             self._tls_in(data)
-            return
-        s = self.session
-        now = monotonic()
-        out = self.upsd.core.feed(s, data, now)
-        if s.answer_at > now:
-            self._hold(out, s.answer_at - now)
-            return
-        if out:
-            if self.wbuf is None:  # the common case, inline
-                try:
-                    n = self.sock.send(out)
-                except (BlockingIOError, InterruptedError):
-                    n = 0
-                except OSError:
-                    self.drop()
-                    return
-                if n < len(out):
-                    self.wbuf = bytearray(out[n:])
-                    self.poller.modify(self, True, True)
-            else:
-                self._send(out)
-        if s.close_after:
-            self.close()
-        elif s.start_tls:
-            s.start_tls = False
-            self._start_tls()
+        else:
+            self.handle(data)
 
     def handle(self, data: bytes) -> None:
         s = self.session
@@ -180,6 +156,8 @@ class ClientConn:
         s = self.session
         if out:
             self.write(out)
+            if self.gone:
+                return
         if s.close_after:
             self.close()
         elif s.start_tls:

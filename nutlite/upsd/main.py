@@ -36,6 +36,7 @@ from nutlite.config import (
     load_upsd_users,
     statepath,
 )
+from nutlite.tools.common import help_parser
 from nutlite.upsd.clients import ClientConn, ClientPoller
 from nutlite.upsd.core import NUT_VERSION, Server, UpsEntry
 
@@ -489,26 +490,20 @@ reaches through their sockets in the state path, to NUT clients on TCP port
 3493 (or the LISTEN addresses of upsd.conf). Started as root it switches to
 user nut unless -u names another. SIGHUP re-reads the configuration."""
 
-HELP_EPILOG = """\
-Files:
-  ups.conf      the UPSes to serve
-  upsd.conf     LISTEN addresses and other settings (required, may be empty)
-  upsd.users    who may log in and what they may do (required)
-  upsd.pid      in the state path: the pid file that -c uses
-
-Environment:
-  NUT_CONFPATH   folder of the configuration files (default /etc/nut)
-  NUT_STATEPATH  state path: driver sockets and pid file (default /run/nut)"""
-
-
-def prog_name() -> str:
-    """``upsd`` when started under that name (a link), else ``nutlite upsd``."""
-    return "upsd" if os.path.basename(sys.argv[0] or "") == "upsd" else "nutlite upsd"
+HELP_FILES = (
+    "ups.conf      the UPSes to serve",
+    "upsd.conf     LISTEN addresses and other settings (required, may be empty)",
+    "upsd.users    who may log in and what they may do (required)",
+    "upsd.pid      in the state path: the pid file that -c uses",
+)
+HELP_ENVIRONMENT = (
+    "NUT_CONFPATH   folder of the configuration files (default /etc/nut)",
+    "NUT_STATEPATH  state path: driver sockets and pid file (default /run/nut)",
+)
 
 
-def build_parser(prog: str = "nutlite upsd") -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=prog, description=HELP_DESCRIPTION, epilog=HELP_EPILOG,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser() -> argparse.ArgumentParser:
+    p = help_parser(PROG, HELP_DESCRIPTION, files=HELP_FILES, environment=HELP_ENVIRONMENT)
     daemon.add_common_flags(p)
     p.add_argument("-P", dest="pid", metavar="PID", type=int,
                    help="with -c, signal process PID instead of the one in the pid file")
@@ -529,15 +524,8 @@ def signal_pid(pid: int, command: str) -> int:
     if pid <= 0:
         print(f"{PROG}: -P {pid}: expected a process id (a number > 0)", file=sys.stderr)
         return 1
-    try:
-        os.kill(pid, daemon.SIGNALS[command])
-    except ProcessLookupError:
-        print(f"{PROG}: -P {pid}: no such process", file=sys.stderr)
-        return 1
-    except PermissionError:
-        print(f"{PROG}: -P {pid}: not allowed to signal it (run as its owner or root)", file=sys.stderr)
-        return 1
-    return 0
+    return daemon.send_signal(pid, daemon.SIGNALS[command], PROG, f"-P {pid}: no such process",
+                              f"-P {pid}: not allowed to signal it (run as its owner or root)")
 
 
 def setup_logging(args: argparse.Namespace, foreground: bool) -> None:
@@ -566,7 +554,7 @@ def socket_advice(path: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser(prog_name()).parse_args(argv)
+    args = build_parser().parse_args(argv)
     if args.command:
         if args.pid is not None:
             return signal_pid(args.pid, args.command)

@@ -42,7 +42,7 @@ from pathlib import Path
 from nutlite import __version__, daemon
 from nutlite.client import AsyncNutClient, NutClientError, NutConnectionError, NutError
 from nutlite.config import ConfigError, Monitor, UpsmonConf, load_upsmon_conf, statepath
-from nutlite.tools.common import invoked_as
+from nutlite.tools.common import help_parser
 from nutlite.upsmon.core import (
     SYNC_INTERVAL,
     Action,
@@ -461,16 +461,16 @@ def specs_of(conf: UpsmonConf) -> list[MonitorSpec]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog=invoked_as(PROG), add_help=False, formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Watch UPSes through upsd (NUT's network server) and shut this system down when\n"
-                    "its power supplies run out. Started as root, it splits in two: a root process that\n"
-                    "only writes POWERDOWNFLAG and runs SHUTDOWNCMD, and a monitoring process that runs\n"
-                    "as -u, else RUN_AS_USER, else the nut account.",
-        epilog="Files:\n  upsmon.conf in $NUT_CONFPATH (default /etc/nut); the pid file upsmon.pid in\n"
-               "  $NUT_ALTPIDPATH, else $NUT_STATEPATH (default /run/nut)",
+    p = help_parser(
+        PROG,
+        "Watch UPSes through upsd (NUT's network server) and shut this system down when\n"
+        "its power supplies run out. Started as root, it splits in two: a root process that\n"
+        "only writes POWERDOWNFLAG and runs SHUTDOWNCMD, and a monitoring process that runs\n"
+        "as -u, else RUN_AS_USER, else the nut account.",
+        files=["upsmon.conf in $NUT_CONFPATH (default /etc/nut); the pid file upsmon.pid in",
+               "$NUT_ALTPIDPATH, else $NUT_STATEPATH (default /run/nut)"],
+        help_flag="switch",
     )
-    p.add_argument("-h", dest="help", action="store_true", help="show this help and exit")
     p.add_argument("-c", dest="command", choices=sorted(CONTROL_SIGNALS), metavar="CMD",
                    help="send CMD to the running upsmon: fsd (forced shutdown, use with care), "
                         "reload (re-read upsmon.conf) or stop")
@@ -519,15 +519,7 @@ def control_command(command: str, pid: int | None) -> int:
         if pid is None:
             print(f"upsmon: no pid file {path} (is upsmon running?)", file=sys.stderr)
             return 1
-    try:
-        os.kill(pid, sig)
-    except ProcessLookupError:
-        print(f"upsmon: pid {pid} is not running", file=sys.stderr)
-        return 1
-    except PermissionError:
-        print(f"upsmon: not allowed to signal pid {pid} (run as its owner or root)", file=sys.stderr)
-        return 1
-    return 0
+    return daemon.send_signal(pid, sig, "upsmon", f"pid {pid} is not running")
 
 
 def child_user(requested: str | None) -> str | None:

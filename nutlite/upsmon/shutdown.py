@@ -11,7 +11,7 @@ import os
 import signal
 import subprocess
 
-from nutlite.daemon import account_name, path_error
+from nutlite.daemon import account_name, path_error, write_synced
 from nutlite.upsmon.core import MAGIC
 
 log = logging.getLogger("nutlite.upsmon")
@@ -40,12 +40,7 @@ def write_powerdownflag(path: str | None) -> bool:
     if not path:
         return True
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        try:
-            os.write(fd, MAGIC.encode())
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        write_synced(path, MAGIC.encode())
     except OSError as exc:
         log.error("%s", path_error(path, exc, flag_advice(path), what="cannot write POWERDOWNFLAG"))
         return False
