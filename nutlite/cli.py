@@ -35,6 +35,9 @@ TOOLS: dict[str, tuple[str, str]] = {
     "exporter": ("nutlite.exporter.main", "Prometheus exporter for local and remote NUT servers"),
     "bootguard": ("nutlite.bootguard", "after a power-fail shutdown, wait at boot for the UPS to recharge"),
     "demo": ("nutlite.demo", "run the whole stack on simulated UPSes (make run)"),
+    "udev-rules": ("nutlite.udev", "print the udev rules for USB UPSes (--hotplug: ups.conf's hot-plug rules)"),
+    "scan": ("nutlite.tools.scan", "list the USB UPSes attached and print a ups.conf section for each (nut-scanner -U)"),
+    "hid-dump": ("nutlite.tools.hiddump", "print a USB HID UPS's descriptor and values; --record a capture of it"),
     "sim": ("nutlite.sim.main", "UPS simulators on a pseudo-terminal: sim q1|apc [--link PATH] [--script FILE]"),
 }
 

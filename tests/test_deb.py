@@ -87,6 +87,17 @@ def test_units_hook_generator_and_config_files(deb: Path) -> None:
     assert files["usr/lib/sysusers.d/nutlite.conf"][0] == "-rw-r--r--"
     assert files["usr/lib/tmpfiles.d/nutlite.conf"][0] == "-rw-r--r--"
     assert files["etc/default/nutlite-exporter"][0] == "-rw-r--r--"
+    # The generated udev rules (group nut's USB UPSes), after Debian's 50-udev-default as NUT's 62.
+    assert files["lib/udev/rules.d/62-nutlite-usbups.rules"][0] == "-rw-r--r--"
+    tar = subprocess.run(["dpkg-deb", "--fsys-tarfile", str(deb)], capture_output=True, check=True).stdout
+    shipped = subprocess.run(["tar", "-xO", "./lib/udev/rules.d/62-nutlite-usbups.rules"], input=tar,
+                             capture_output=True, check=True).stdout
+    assert shipped == (REPO / "udev" / "62-nutlite-usbups.rules").read_bytes()
+    # ... and AppStream metadata naming the same devices (lintian asks for it with udev rules).
+    metainfo = subprocess.run(["tar", "-xO", "./usr/share/metainfo/org.nutlite.nutlite.metainfo.xml"],
+                              input=tar, capture_output=True, check=True).stdout.decode()
+    assert metainfo.count("<modalias>usb:v") == shipped.decode().count("ATTR{idVendor}")
+    assert "<modalias>usb:v051Dp0002d*</modalias>" in metainfo
     assert "usr/lib/python3/dist-packages/nutlite/cli.py" in files
     assert not [f for f in files if "__pycache__" in f or f.endswith(".pyc")]
     # A user's /etc/nut is never touched: the package ships nothing there.

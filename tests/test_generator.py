@@ -9,6 +9,7 @@ shipped units.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -18,7 +19,7 @@ from pathlib import Path
 import pytest
 from test_systemd_units import assert_verified, verifiable_copies
 
-from nutlite.systemd_generator import DROPIN, TEMPLATE, UNIT_DIR, systemd_escape
+from nutlite.systemd_generator import DROPIN, TEMPLATE, UDEV_DIR_ENV, UDEV_RULES, UNIT_DIR, systemd_escape
 
 REPO = Path(__file__).resolve().parent.parent
 SYSTEMD_DIR = REPO / "systemd"
@@ -32,7 +33,7 @@ def run_generator(tmp: Path, ups_conf: str | None) -> tuple[subprocess.Completed
         (conf / "ups.conf").write_text(ups_conf)
     out = tmp / "generator"
     out.mkdir(exist_ok=True)
-    env = {**os.environ, "NUT_CONFPATH": str(conf), "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "NUT_CONFPATH": str(conf), "PYTHONPATH": str(REPO), UDEV_DIR_ENV: str(tmp / "udev")}
     proc = subprocess.run([sys.executable, "-m", "nutlite.systemd_generator", str(out), str(tmp / "early"),
                            str(tmp / "late")], capture_output=True, text=True, timeout=30, env=env)
     return proc, out
@@ -47,7 +48,7 @@ def escape(text: str) -> str:
 
 
 def test_one_instance_per_section(tmp_path: Path) -> None:
-    proc, out = run_generator(tmp_path, section("ups1") + section("ups2", "nutdrv_qx", "/dev/ttyUSB0"))
+    proc, out = run_generator(tmp_path, section("ups1") + section("ups2", "nutdrv_qx", "/dev/ttyS0"))
     assert proc.returncode == 0 and proc.stderr == ""
     links = sorted((out / WANTS).iterdir())
     assert [p.name for p in links] == ["nut-driver@ups1.service", "nut-driver@ups2.service"]
@@ -128,12 +129,14 @@ def test_broken_ups_conf_never_fails_the_boot(tmp_path: Path, broken: str, where
 
 def test_incomplete_or_unnameable_sections_are_left_out(tmp_path: Path) -> None:
     long = "u" * 260
-    conf = section("ups1") + "[nodriver]\n  port = x\n" + section(long)
+    conf = section("ups1") + "[nodriver]\n  port = x\n" + section(long) + usb("v" * 260, vendorid="051d")
     proc, out = run_generator(tmp_path, conf)
     assert proc.returncode == 0
     assert "[nodriver] has no 'driver'" in proc.stderr
     assert f"[{long}]" in proc.stderr and "longer than 255" in proc.stderr
+    assert f"[{'v' * 260}]" in proc.stderr  # a hot-plug section too, and no rule wants its unit
     assert [p.name for p in (out / WANTS).iterdir()] == ["nut-driver@ups1.service"]
+    assert not (tmp_path / "udev" / UDEV_RULES).exists()
 
 
 def test_unwritable_output_folder_never_fails(tmp_path: Path) -> None:
@@ -143,7 +146,8 @@ def test_unwritable_output_folder_never_fails(tmp_path: Path) -> None:
     (conf / "ups.conf").write_text(section("ups1"))
     proc = subprocess.run([sys.executable, "-m", "nutlite.systemd_generator", str(tmp_path / "generator")],
                           capture_output=True, text=True, timeout=30,
-                          env={**os.environ, "NUT_CONFPATH": str(conf), "PYTHONPATH": str(REPO)})
+                          env={**os.environ, "NUT_CONFPATH": str(conf), "PYTHONPATH": str(REPO),
+                               UDEV_DIR_ENV: str(tmp_path / "udev")})
     assert proc.returncode == 0
     assert "cannot generate the driver units" in proc.stderr and "Traceback" not in proc.stderr
 
@@ -173,3 +177,160 @@ def test_systemd_analyze_verify_generated_units(tmp_path: Path) -> None:
     assert proc.returncode == 0
     env = {**os.environ, "SYSTEMD_UNIT_PATH": f"{out}:{units}:"}
     assert_verified([units / "nut-driver.target", units / "nut.target"], tmp_path, env)
+
+
+# ---- hot-plug: udev rules that want a section's driver, drop-ins that bind it to its device
+
+def usb(name: str, driver: str = "usbhid-ups", **ids: str) -> str:
+    return f"[{name}]\n  driver = {driver}\n  port = auto\n" + "".join(f"  {k} = {v}\n" for k, v in ids.items())
+
+
+def escape_path(path: str) -> str:
+    return subprocess.run(["systemd-escape", "--path", "--suffix=device", "--", path], capture_output=True,
+                          text=True, check=True).stdout.strip()
+
+
+def hot_rules(tmp: Path) -> dict[str, str]:
+    """The hot-plug rules file's rules, by the unit each one wants."""
+    text = (tmp / "udev" / UDEV_RULES).read_text()
+    rules = {}
+    for line in text.splitlines():
+        m = re.search(r'ENV\{SYSTEMD_WANTS\}\+="([^"]+)"', line)
+        if m:
+            assert 'TAG+="systemd"' in line and not line.startswith("#")
+            rules[m.group(1)] = line
+    lines = text.splitlines()
+    assert lines[lines.index(next(ln for ln in lines if not ln.startswith("#") and ln))] == \
+        'ACTION=="remove", GOTO="nutlite_hotplug_end"' and lines[-1] == 'LABEL="nutlite_hotplug_end"'
+    return rules
+
+
+def dropin(out: Path, unit: str) -> list[str]:
+    return (out / f"{unit}.d" / DROPIN).read_text().splitlines()
+
+
+def wanted(out: Path) -> list[str]:
+    return sorted(p.name for p in (out / WANTS).iterdir()) if (out / WANTS).exists() else []
+
+
+def test_usb_section_by_ids_is_hot_plugged(tmp_path: Path) -> None:
+    """A USB UPS described by its ids: a udev rule on the usb_device gives it to group nut, links
+    /dev/nutlite/<section> and wants the driver; the driver is bound to that link's device unit and is
+    no longer wanted by nut-driver.target (which would start it with no UPS there)."""
+    conf = usb("apc", vendorid="051D", productid="0x0002") + section("dummy")
+    proc, out = run_generator(tmp_path, conf)
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    assert wanted(out) == ["nut-driver@dummy.service"]  # the dummy-ups section starts as before
+    rule = hot_rules(tmp_path)["nut-driver@apc.service"]
+    assert rule == ('SUBSYSTEM=="usb", ENV{DEVTYPE}=="usb_device", ATTR{idVendor}=="051d", '
+                    'ATTR{idProduct}=="0002", MODE="0664", GROUP="nut", SYMLINK+="nutlite/apc", '
+                    'TAG+="systemd", ENV{SYSTEMD_WANTS}+="nut-driver@apc.service"')
+    lines = dropin(out, "nut-driver@apc.service")
+    assert "BindsTo=dev-nutlite-apc.device" in lines and "After=dev-nutlite-apc.device" in lines
+    assert not [ln for ln in dropin(out, "nut-driver@dummy.service") if ln.startswith(("BindsTo", "After"))]
+
+
+def test_usb_section_with_a_serial_number(tmp_path: Path) -> None:
+    """Two UPSes of one model told apart by serial: one rule each, matching the serial attribute."""
+    conf = usb("left", vendorid="0764", productid="0501", serial="CTHGQ2000123") + \
+        usb("right", vendorid="0764", productid="0501", serial='"CTHGQ2000456"')
+    proc, _out = run_generator(tmp_path, conf)
+    assert proc.returncode == 0 and proc.stderr == ""
+    rules = hot_rules(tmp_path)
+    assert 'ATTR{idProduct}=="0501", ATTR{serial}=="CTHGQ2000123", MODE=' in rules["nut-driver@left.service"]
+    assert 'ATTR{serial}=="CTHGQ2000456"' in rules["nut-driver@right.service"]
+    # vendorid alone: every product of the vendor (as the driver matches it).
+    proc, _out = run_generator(tmp_path, usb("any", "nutdrv_qx", vendorid="0665"))
+    rule = hot_rules(tmp_path)["nut-driver@any.service"]
+    assert 'ATTR{idVendor}=="0665", MODE=' in rule and "idProduct" not in rule
+
+
+@pytest.mark.skipif(shutil.which("systemd-escape") is None, reason="systemd-escape is not installed")
+@pytest.mark.parametrize("port, match", [
+    ("/dev/serial/by-id/usb-FTDI_FT232R_USB_UART_A10KZ3QX-if00-port0",
+     'SYMLINK=="serial/by-id/usb-FTDI_FT232R_USB_UART_A10KZ3QX-if00-port0"'),
+    ("/dev/serial/by-path/platform-3f980000.usb-usb-0:1.2:1.0-port0",
+     'SYMLINK=="serial/by-path/platform-3f980000.usb-usb-0:1.2:1.0-port0"'),
+    ("/dev/ttyUSB0", 'KERNEL=="ttyUSB0"'),
+    ("/dev/ttyACM1", 'KERNEL=="ttyACM1"'),
+])
+def test_usb_serial_port_is_hot_plugged(tmp_path: Path, port: str, match: str) -> None:
+    """A Q1 or APC smart UPS behind a USB-serial bridge: the tty device wants the driver, which is
+    bound to the device unit systemd names after the port (systemd-escape --path)."""
+    proc, out = run_generator(tmp_path, section("q1", "nutdrv_qx", port) + section("ser", "apcsmart", "/dev/ttyS0"))
+    assert proc.returncode == 0 and proc.stderr == ""
+    rules = hot_rules(tmp_path)
+    assert rules == {"nut-driver@q1.service":
+                     f'SUBSYSTEM=="tty", {match}, TAG+="systemd", ENV{{SYSTEMD_WANTS}}+="nut-driver@q1.service"'}
+    device = escape_path(port)
+    assert f"BindsTo={device}" in dropin(out, "nut-driver@q1.service")
+    assert f"After={device}" in dropin(out, "nut-driver@q1.service")
+    # A built-in serial port never goes away: started by nut-driver.target as before.
+    assert wanted(out) == ["nut-driver@ser.service"]
+
+
+@pytest.mark.skipif(shutil.which("systemd-escape") is None, reason="systemd-escape is not installed")
+def test_odd_section_names_in_rules_and_dropins(tmp_path: Path) -> None:
+    """The unit a rule wants is systemd-escape's name; the /dev/nutlite link has no blank or backslash
+    (udev splits SYMLINK at blanks) and the drop-in binds to that link's device unit."""
+    names = {"my\\ ups": "my ups", "rack:1-a": "rack:1-a", ".hid": ".hid", "50%$x": "50%$x"}
+    conf = "".join(usb(raw, vendorid="051d", productid="0002") for raw in names)
+    proc, out = run_generator(tmp_path, conf)
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    rules = hot_rules(tmp_path)
+    links = set()
+    for name in names.values():
+        unit = f"nut-driver@{escape(name)}.service"
+        rule = rules[unit]
+        link = re.search(r'SYMLINK\+="([^"]+)"', rule).group(1)
+        assert re.fullmatch(r"nutlite/[A-Za-z0-9_.:-]+", link) and not link.startswith("nutlite/.")
+        assert "%" not in rule and "$" not in rule  # udev would substitute them
+        links.add(link)
+        assert f"BindsTo={escape_path('/dev/' + link)}" in dropin(out, unit)
+    assert len(links) == len(names)
+    assert rules["nut-driver@rack:1\\x2da.service"].count('SYMLINK+="nutlite/rack:1-a"') == 1
+
+
+def test_patterns_a_udev_rule_cannot_match_keep_the_target(tmp_path: Path) -> None:
+    """NUT's ids and serial are regular expressions; one that is not a plain value cannot become a
+    udev match: one line says so and the driver starts with nut-driver.target as before."""
+    conf = usb("re", vendorid="05.d") + usb("star", vendorid="051d", serial="AB*") + usb("plain")
+    proc, out = run_generator(tmp_path, conf)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr
+    said = proc.stderr.splitlines()
+    assert len(said) == 2 and "[re]: vendorid is a pattern" in said[0] and "[star]: serial" in said[1]
+    assert all("without hot-plug" in s for s in said)
+    # No id at all (port = auto, any UPS of the driver): nothing to recognise it by, no warning.
+    assert wanted(out) == ["nut-driver@plain.service", "nut-driver@re.service", "nut-driver@star.service"]
+    assert not (tmp_path / "udev" / UDEV_RULES).exists()
+
+
+def test_stale_hotplug_rules_are_removed(tmp_path: Path) -> None:
+    """Editing the hot-plug section out of ups.conf (or removing ups.conf) removes its rule file at
+    the next daemon-reload, so the UPS no longer starts a driver that has no section."""
+    run_generator(tmp_path, usb("apc", vendorid="051d"))
+    assert (tmp_path / "udev" / UDEV_RULES).exists()
+    run_generator(tmp_path, section("dummy"))
+    assert not (tmp_path / "udev" / UDEV_RULES).exists()
+    run_generator(tmp_path, usb("apc", vendorid="051d"))
+    (tmp_path / "conf" / "ups.conf").unlink()
+    proc, _out = run_generator(tmp_path, None)
+    assert proc.returncode == 0 and not (tmp_path / "udev" / UDEV_RULES).exists()
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed")
+def test_systemd_analyze_verify_hotplug_dropins(tmp_path: Path) -> None:
+    """The template with the hot-plug drop-ins (BindsTo= a device unit) loads without a warning."""
+    units = verifiable_copies(tmp_path, [*SYSTEMD_DIR.glob("*.service"), *SYSTEMD_DIR.glob("*.target")])
+    conf = (usb("apc", vendorid="051d", productid="0002", serial="X1") + usb("my\\ ups", vendorid="0764")
+            + section("q1", "nutdrv_qx", "/dev/serial/by-id/usb-FTDI_FT232R-if00-port0")
+            + section("t", "blazer_ser", "/dev/ttyUSB0") + section("dummy"))
+    proc, out = run_generator(tmp_path, conf)
+    assert proc.returncode == 0 and proc.stderr == ""
+    env = {**os.environ, "SYSTEMD_UNIT_PATH": f"{out}:{units}:"}
+    instances = [units.parent / "inst" / u for u in ("nut-driver@apc.service", "nut-driver@my\\x20ups.service",
+                                                     "nut-driver@q1.service", "nut-driver@t.service")]
+    instances[0].parent.mkdir()
+    for inst in instances:
+        inst.symlink_to(units / TEMPLATE)
+    assert_verified([units / "nut-driver.target", *instances], tmp_path, env)

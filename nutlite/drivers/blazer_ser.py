@@ -32,6 +32,7 @@ class BlazerSer(QxDriver):
     writable_delays: ClassVar[bool] = False
     probe_protocols: ClassVar[bool] = False
     runtime_start_from_nominal: ClassVar[bool] = True
+    usb_capable: ClassVar[bool] = False  # port = auto is a file name here, as in NUT's blazer_ser
 
     def _restart_minutes(self, stayoff: bool) -> int | None:
         if stayoff:

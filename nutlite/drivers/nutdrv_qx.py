@@ -1,4 +1,4 @@
-"""nutdrv_qx: UPSes speaking the Megatec "Q1" family on a serial port (NUT-FACTS §8.4).
+"""nutdrv_qx: UPSes speaking the Megatec "Q1" family on a serial port or a USB bridge (NUT-FACTS §8.4).
 
 The protocol is :mod:`nutlite.drivers.q1` (sans-IO), the port :mod:`nutlite.drivers.serialport`.
 This module is the driver on top: the protocol probe (``voltronic-qs``, ``mustek``, ``megatec``, then
@@ -15,18 +15,29 @@ published but changes nothing.
 
 Faults never stop the driver: no reply, a garbled or truncated reply, or the port disappearing mark
 the data stale with one log line saying what arrived; the port is reopened as soon as it is back.
-USB (``port = auto``) is not part of this build.
+
+USB: ``port = auto`` (or any port with a USB matching setting: ``vendorid``, ``productid``, ``vendor``,
+``product``, ``serial``, ``bus``, ``device``, ``busport``) talks to the UPS through a USB-serial bridge
+(nutlite.drivers.q1usb: cypress, phoenix, ippon, krauler, fabula, hunnox), picked by ``subdriver``
+(which then needs ``vendorid`` and ``productid``, as NUT) or by the device's ids. A lost device makes
+the data stale (one log line) and is looked for again (``waitbeforereconnect``); the line for its
+return says how long it was gone.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar
 
-from nutlite.drivers import q1
+from nutlite.drivers import q1, q1usb
 from nutlite.drivers.core import DriverError, DriverState, Status
 from nutlite.drivers.drvconfig import DriverConfig, Option
 from nutlite.drivers.serialport import PortError, SerialDriver, SerialPort
+from nutlite.usb import SETTINGS as USB_SETTINGS
+from nutlite.usb import ReconnectPolicy, UsbConfigError, UsbMatcher
 
 COMMON_OPTIONS: tuple[Option, ...] = (
     Option("offdelay", "delay before UPS shutdown (seconds, 12..600; default 30)"),
@@ -38,18 +49,34 @@ COMMON_OPTIONS: tuple[Option, ...] = (
     Option("protocol", "communication protocol to use (skips the detection)"),
 )
 
+USB_OPTIONS: tuple[Option, ...] = (
+    Option("vendorid", "the USB vendor id to match (4 hex digits; a regular expression)"),
+    Option("productid", "the USB product id to match (4 hex digits; a regular expression)"),
+    Option("vendor", "a regular expression the USB manufacturer string must match"),
+    Option("product", "a regular expression the USB product string must match"),
+    Option("serial", "a regular expression the USB serial number must match"),
+    Option("bus", "the USB bus to match (a regular expression, e.g. 001)"),
+    Option("device", "the USB device number on its bus to match (a regular expression)"),
+    Option("busport", "the USB port on its hub to match (a regular expression)"),
+    Option("langid_fix", "language id for the krauler bridge's strings (0x409 or 0x4095)"),
+    Option("noscanlangid", "do not scan for a working language id (accepted; the first one is used)", flag=True),
+    Option("usb_set_altinterface", "accepted for compatibility (no effect)"),
+    Option("waitbeforereconnect", "seconds to wait before looking for a lost USB device again"),
+)
+
 
 class QxDriver(SerialDriver):
     """The Q1 driver; class attributes select nutdrv_qx's or blazer_ser's ways."""
 
     name: ClassVar[str] = "nutdrv_qx"
-    description: ClassVar[str] = "Generic Q* Serial driver"
+    description: ClassVar[str] = "Generic Q* USB/Serial driver"
     version: ClassVar[str] = "0.32"
     options: ClassVar[tuple[Option, ...]] = (
         *COMMON_OPTIONS,
         Option("stayoff", "after a shutdown when FSD arises, the UPS stays off (does not come back with the power)", flag=True),
         Option("pollfreq", "seconds between full updates (default 30; accepted, changes nothing here)"),
-        Option("subdriver", "serial-over-USB subdriver (USB only; not in this build)"),
+        Option("subdriver", "serial-over-USB subdriver: cypress, phoenix, phoenixtec, ippon, krauler, fabula, hunnox"),
+        *USB_OPTIONS,
     )
     ondelay_minutes: ClassVar[bool] = False  # blazer_ser takes ondelay in minutes
     ondelay_max: ClassVar[int] = 599940
@@ -60,10 +87,17 @@ class QxDriver(SerialDriver):
     # blazer_ser: with runtimecal and a guessed voltage range, the first charge is judged between the
     # nominal voltage and 115 % of it (observed on 2.8.0)
     runtime_start_from_nominal: ClassVar[bool] = False
+    usb_only: ClassVar[bool] = False  # blazer_usb
+    usb_capable: ClassVar[bool] = True  # blazer_ser: serial ports only
+    usb_subdrivers: ClassVar[dict[str, str]] = q1usb.NUTDRV_QX_SUBDRIVERS
+    usb_auto: ClassVar[dict[tuple[int, int], str]] = q1usb.AUTO
+    usb_min_lengths: ClassVar[dict[str, int]] = {}  # blazer_usb: shortest F / I string replies taken
 
     def __init__(self, config: DriverConfig, state: DriverState | None = None) -> None:
         super().__init__(config, state)
-        self.serial: SerialPort | None = None
+        self.serial: SerialPort | q1usb.UsbLink | None = None
+        self._pool: ThreadPoolExecutor | None = None
+        self.usb = self._usb_link() if self.usb_only or self._wants_usb() else None
         self.protocol: q1.Protocol | None = None
         self.runtime: q1.RuntimeModel | None = None
         self.batt_low: float | None = None
@@ -103,11 +137,47 @@ class QxDriver(SerialDriver):
         return self.ondelay * 60 if self.ondelay_minutes else self.ondelay
 
     # -- I/O
-    def _open_port(self) -> SerialPort:
+    def _wants_usb(self) -> bool:
+        if not self.usb_capable:
+            return False
+        port = self.port or ""
+        return port == "auto" or port.lower().startswith("usb") or any(
+            self.getval(k) is not None for k in (*USB_SETTINGS, "subdriver"))
+
+    def _usb_link(self) -> q1usb.UsbLink:
+        where = f"UPS [{self.config.upsname}]"
+        sub = self.getval("subdriver")
+        if sub is not None:
+            if self.getval("vendorid") is None or self.getval("productid") is None:
+                raise DriverError(f"{where}: subdriver = '{sub}' needs vendorid and productid too (as NUT: "
+                                  "'When specifying a subdriver, vendorid and productid are mandatory')")
+            if sub.lower() not in self.usb_subdrivers:
+                raise DriverError(f"{where}: subdriver = '{sub}': no such subdriver (there are: "
+                                  f"{', '.join(self.usb_subdrivers)})")
+            sub = sub.lower()
+        try:
+            matcher = UsbMatcher.from_config(self.config.values, where)
+            policy = ReconnectPolicy.from_config(self.config.values, matcher, where, self.config.upsname)
+            langid = q1usb.parse_langid(self.getval("langid_fix"))
+        except (UsbConfigError, ValueError) as exc:
+            raise DriverError(str(exc)) from None
+        return q1usb.UsbLink(matcher, policy, subdriver=sub, table=self.usb_subdrivers, auto=self.usb_auto,
+                             langid_fix=langid, min_lengths=self.usb_min_lengths)
+
+    async def run_blocking(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Every port call in one worker thread (a USB device belongs to the thread that opened it)."""
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=self.name)
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+
+    def _open_port(self) -> SerialPort | q1usb.UsbLink:
+        if self.usb is not None:
+            try:
+                self.usb.open()
+            except q1usb.UsbError as exc:
+                raise DriverError(str(exc)) from None
+            return self.usb
         port = self.port
-        if port == "auto" or port.lower().startswith("usb"):
-            raise DriverError(f"port '{port}': USB Q1 devices are not supported by this nutlite build; "
-                              "use a serial port (e.g. /dev/ttyUSB0)")
         sp = SerialPort(port, lock=not self.testvar("nolock"), cablepower=self.getval("cablepower") or "normal")
         try:
             sp.open()
@@ -142,7 +212,10 @@ class QxDriver(SerialDriver):
         except PortError as exc:
             raise DriverError(str(exc)) from None
         if self.protocol is None:
-            raise DriverError(f"no supported UPS detected on {self.port} (no valid reply to "
+            where = self.port
+            if self.usb is not None and self.usb.info is not None and self.usb.transport is not None:
+                where = f"USB device {self.usb.info.describe()} ({self.usb.transport.name} bridge)"
+            raise DriverError(f"no supported UPS detected on {where} (no valid reply to "
                               f"{', '.join(q1.PROBE_ORDER) if self.probe_protocols else 'Q1'}; last reply "
                               f"{q1.show(self.serial.last_raw)}): check the cable, the port and that the UPS "
                               "is on")
@@ -178,6 +251,12 @@ class QxDriver(SerialDriver):
                 self.log.warning("no status at start: %s", exc)
             else:
                 self._pending_first = r
+        if self.usb is not None and self.usb.info is not None:
+            from nutlite.drivers.usbhid_ups import UsbHidUps
+
+            self.setinfo("driver.version.usb", UsbHidUps._libusb_version())
+            self.setinfo("ups.vendorid", f"{self.usb.info.vendor_id:04x}")
+            self.setinfo("ups.productid", f"{self.usb.info.product_id:04x}")
         if self.protocol.has_rating and not self.testvar("norating"):
             try:
                 rating = q1.parse_f(await self.run_blocking(self._query, "F"))
@@ -230,6 +309,13 @@ class QxDriver(SerialDriver):
         nominal = self.getinfo("battery.voltage.nominal")
         if nominal is None:
             self.log.info("no battery voltage range and no nominal voltage: battery.charge will not be estimated")
+            if not self.probe_protocols:
+                # blazer_ser/blazer_usb 2.8.0 guess from a nominal voltage of -1 all the same and publish
+                # that range (-0.87 .. -1.08), without a charge
+                glow, ghigh = q1.guess_battery_range(-1.0)
+                for name, value in (("battery.voltage.low", glow), ("battery.voltage.high", ghigh)):
+                    if self.getinfo(name) is None:
+                        self.setinfo(name, f"{value:.2f}")
             return
         glow, ghigh = q1.guess_battery_range(float(nominal))
         if self.runtime_start_from_nominal and self.batt_low is None and self.batt_high is None:
@@ -262,6 +348,10 @@ class QxDriver(SerialDriver):
             self._failed(f"{command}: {exc}")
             return
         self._publish(r, alarms=True)
+        if self.usb is not None and self.usb.back is not None:
+            self.log.warning("%s", self.usb.back)  # the one line for the return (the policy's)
+            self.usb.back = None
+            self._fault = None
         self._answered()
 
     def _publish(self, r: q1.Q1Reply, alarms: bool) -> None:
@@ -367,8 +457,14 @@ class QxDriver(SerialDriver):
 
     def cleanup(self) -> None:
         if self.serial is not None:
-            self.serial.close()
+            if self._pool is not None and self.usb is not None:
+                self._pool.submit(self.serial.close).result(timeout=10)  # in the thread that opened it
+            else:
+                self.serial.close()
             self.serial = None
+        if self._pool is not None:
+            self._pool.shutdown(wait=False)
+            self._pool = None
 
 
 class NutdrvQx(QxDriver):

@@ -73,6 +73,8 @@ _OPTIONS: tuple[Option, ...] = (
     Option("disable_fix_report_desc", "do not correct known-broken report descriptors", flag=True),
     Option("explore", "take any HID device of vendorid with NUT's explore subdriver (publishes only its ids)",
            flag=True),
+    Option("replay", "talk to the device recorded in this capture file (.capture, or a NUT debug-log .dev "
+           "dump) instead of a USB device"),
     Option("maxreport", "accepted for compatibility (no effect)", flag=True),
     Option("noscanlangid", "accepted for compatibility (no effect)", flag=True),
 )
@@ -156,11 +158,11 @@ class UsbHidUps(Driver):
         return sub is not None
 
     def _open(self, matcher: UsbMatcher) -> tuple[Any, bytes]:
-        from nutlite.usb.transport import open_device
+        from nutlite.usb.transport import backend_for, open_device
 
         self._refused = []
         try:
-            dev = open_device(matcher, accept=self._accept)
+            dev = open_device(matcher, backend_for(self.getval("replay")), accept=self._accept)
         except UsbError as exc:
             if self._refused:
                 raise UsbError(self._refused[0]) from exc
@@ -516,3 +518,20 @@ class UsbHidUps(Driver):
                 await self._io(self._close_dev)
             self._pool.shutdown(wait=False)
             self._pool = None
+
+
+def usb_ids() -> list[tuple[int, int | None, str, str]]:
+    """(vendor, product or None for any, driver, comment) for every id a subdriver claims: the source of
+    the generated udev rules (``nutlite udev-rules``)."""
+    from nutlite.drivers.hidups import all_subdrivers
+
+    ids: list[tuple[int, int | None, str, str]] = []
+    for sub in all_subdrivers():
+        for vendor in sub.vendor_ids:
+            label = sub.labels.get(vendor) or sub.name.removesuffix(" HID")
+            products = sub.products.get(vendor)
+            if products is None:
+                ids.append((vendor, None, "usbhid-ups", label))
+            else:
+                ids.extend((vendor, p, "usbhid-ups", label) for p in sorted(products))
+    return ids

@@ -79,6 +79,16 @@ def default_backend() -> Any:
     return be
 
 
+def backend_for(replay: str | None = None) -> Any:
+    """The backend a USB driver talks to: the device recorded in the file(s) ``replay`` names
+    (nutlite.usb.replay; ReplayError when unreadable) when it is set, else default_backend()."""
+    if replay:
+        from .replay import replay_backend
+
+        return replay_backend(replay)
+    return default_backend()
+
+
 def _kind(exc: BaseException) -> str:
     """Classify a pyusb/libusb failure: gone, access, busy, pipe, timeout, overflow, other."""
     usb = _pyusb()
@@ -473,6 +483,18 @@ class UsbHidDevice:
         with self._mapped(f"SET_REPORT {report_type.value} {report_id:#04x}", self.timeout_ms):
             return int(self._dev.ctrl_transfer(0x21, SET_REPORT, wvalue, self.interface, bytes(data),
                                                self.timeout_ms))
+
+    def control(self, request_type: int, request: int, value: int, index: int, data_or_length: bytes | int,
+                what: str, timeout_ms: int | None = None) -> bytes | int:
+        """A raw control transfer (the Q1-over-USB bridges' vendor ways): bytes read for an IN
+        request (``data_or_length`` the length), the count sent for an OUT one. ``what`` names it in
+        errors."""
+        self._check()
+        t = timeout_ms or self.timeout_ms
+        payload = data_or_length if isinstance(data_or_length, int) else bytes(data_or_length)
+        with self._mapped(what, t):
+            got = self._dev.ctrl_transfer(request_type, request, value, index, payload, t)
+        return bytes(got) if request_type & 0x80 else int(got)
 
     def read_interrupt(self, timeout_ms: int, size: int | None = None) -> bytes | None:
         """One report from the interrupt IN endpoint, or None when none came within ``timeout_ms``
