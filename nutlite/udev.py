@@ -3,7 +3,7 @@
 The rules are generated from the drivers' own USB tables, so that a new id in a table is a new rule:
 every USB driver module may expose ``usb_ids()`` returning ``(vendor, product, driver, comment)``
 tuples (``product`` None: every product of the vendor). usbhid-ups's ids come from its subdriver
-tables (nutlite.drivers.hidups) until its module exposes the function itself. The committed
+tables (nutlite.drivers.tables.hidups) until its module exposes the function itself. The committed
 ``udev/62-nutlite-usbups.rules`` is this output; a test fails when they differ.
 
 ``--hotplug`` prints instead the per-section rules that the systemd generator writes into
@@ -28,9 +28,9 @@ END = "nutlite_usbups_end"
 
 #: driver name -> the module whose usb_ids() lists the ids it drives
 USB_DRIVER_MODULES: dict[str, str] = {
-    "usbhid-ups": "nutlite.drivers.usbhid_ups",
-    "nutdrv_qx": "nutlite.drivers.q1usb",
-    "blazer_usb": "nutlite.drivers.blazer_usb",
+    "usbhid-ups": "nutlite.drivers.programs.usbhid_ups",
+    "nutdrv_qx": "nutlite.drivers.transports.q1usb",
+    "blazer_usb": "nutlite.drivers.programs.blazer_usb",
 }
 
 

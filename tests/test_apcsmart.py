@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from nutlite.drivers import apc
-from nutlite.drivers.apcsmart import ApcSmart
-from nutlite.drivers.core import DriverError, prepare
-from nutlite.drivers.drvconfig import DriverConfig
-from nutlite.drivers.serialport import SerialPort
+from nutlite.drivers.framework.core import DriverError, prepare
+from nutlite.drivers.framework.drvconfig import DriverConfig
+from nutlite.drivers.programs.apcsmart import ApcSmart
+from nutlite.drivers.protocols import apc
+from nutlite.drivers.transports.serialport import SerialPort
 from nutlite.sim.apc import ApcUps, PtyApc, capability_reply
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

@@ -21,7 +21,7 @@ import pytest
 from nutenv import DATA_DIR, dummy_ups
 from test_sockproto import read_dump, user_args
 
-from nutlite.drivers.sockproto import ping_socket
+from nutlite.drivers.framework.sockproto import ping_socket
 
 REPO = Path(__file__).resolve().parent.parent
 CONFORMANCE = (DATA_DIR / "conformance.dev").read_text()

@@ -26,9 +26,9 @@ from test_sockproto import (
     write_setup,
 )
 
-from nutlite.drivers.core import DriverError, Status, prepare
-from nutlite.drivers.drvconfig import load_config
-from nutlite.drivers.dummy_ups import (
+from nutlite.drivers.framework.core import DriverError, Status, prepare
+from nutlite.drivers.framework.drvconfig import load_config
+from nutlite.drivers.programs.dummy_ups import (
     DummyUps,
     guess_mode,
     join_status,

@@ -34,8 +34,8 @@ from typing import Any, TypeVar
 
 import pytest
 
-from nutlite.drivers import genericups as gu
-from nutlite.drivers.genericups_types import CABLE_TYPES
+from nutlite.drivers.programs import genericups as gu
+from nutlite.drivers.tables.genericups_types import CABLE_TYPES
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fakemodem import Event, FakeModem, build, write_inputs  # noqa: E402
@@ -715,8 +715,8 @@ def test_permission_problem_names_owner_and_mode(tmp_path: Path, monkeypatch: py
 
     import serial
 
-    from nutlite.drivers.core import DriverError
-    from nutlite.drivers.drvconfig import DriverConfig
+    from nutlite.drivers.framework.core import DriverError
+    from nutlite.drivers.framework.drvconfig import DriverConfig
 
     def denied(self: serial.Serial) -> None:
         raise serial.SerialException(errno.EACCES, "could not open port: Permission denied")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from nutlite.drivers import q1
+from nutlite.drivers.protocols import q1
 from nutlite.sim.q1 import PtyQ1, Q1Ups
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

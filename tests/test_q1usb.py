@@ -1,6 +1,7 @@
-"""Q1 over USB (nutlite.drivers.q1usb, nutdrv_qx/blazer_usb with port = auto) against usbsim's Megatec
-device: the transports on the wire, the choice of transport, the settings' errors, unplug/replug
-(DATA-STALE while gone, fresh data when back, one log line per change) and the USB ids for udev.
+"""Q1 over USB (nutlite.drivers.transports.q1usb, nutdrv_qx/blazer_usb with port = auto) against
+usbsim's Megatec device: the transports on the wire, the choice of transport, the settings' errors,
+unplug/replug (DATA-STALE while gone, fresh data when back, one log line per change) and the USB ids
+for udev.
 
 usbsim is built once per session; without gcc or usbsim the tests are skipped, or fail with
 NUTLITE_REQUIRE_REAL_NUT=1. The driver runs as a real process (``python -m nutlite driver``).
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from nutlite.drivers import q1usb
+from nutlite.drivers.transports import q1usb
 from tests.nutenv import NutEnv, UpsSpec, get_var, real_nut_available, upsd_list, wait_for
 from tests.test_q1usb_side_by_side import OB, OL, control, device_file, sim_log, status_line
 from tests.test_usb_transport import ROOT, _unavailable, usbsim_lib  # noqa: F401 - the session fixture

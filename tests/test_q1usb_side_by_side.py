@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from nutlite.drivers import q1usb
+from nutlite.drivers.transports import q1usb
 from tests.nutenv import NutEnv, UpsSpec, compare_vars, get_var, real_nut_available, upsd_list, wait_for
 from tests.test_usb_transport import _unavailable, usbsim_lib  # noqa: F401 - the session fixture
 

@@ -7,7 +7,8 @@ libusb-1.0: nothing outside that one process sees it.
 
 Intended differences, each with its reason:
 * a Q1-over-USB bridge (nutdrv_qx for nut-scanner) is listed by nutlite only once nutlite's Q1-over-USB
-  transport (nutlite.drivers.q1usb) is in the build: nutlite scan lists what a nutlite driver drives;
+  transport (nutlite.drivers.transports.q1usb) is in the build: nutlite scan lists what a nutlite
+  driver drives;
 * a device only a driver nutlite lacks can drive (Tripp Lite 09ae:0001: tripplite_usb) is not listed by
   nutlite, which names that driver on stderr instead;
 * with no device, nut-scanner prints nothing; nutlite says so on stderr (both exit 0).
@@ -39,7 +40,7 @@ DEVICES = [
     "Liebert__GXT4__10af-0000",  # neither lists it: usbhid-ups takes it only with productid set
     "Megatec_Q1_cypress__0665-5161",
 ]
-Q1_IN_BUILD = importlib.util.find_spec("nutlite.drivers.q1usb") is not None
+Q1_IN_BUILD = importlib.util.find_spec("nutlite.drivers.transports.q1usb") is not None
 
 
 def _system_libusb() -> str | None:

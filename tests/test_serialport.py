@@ -15,8 +15,14 @@ from pathlib import Path
 import pytest
 import serial
 
-from nutlite.drivers.core import DriverError
-from nutlite.drivers.serialport import PortError, SerialPort, UucpLock, lock_file_name, permission_message
+from nutlite.drivers.framework.core import DriverError
+from nutlite.drivers.transports.serialport import (
+    PortError,
+    SerialPort,
+    UucpLock,
+    lock_file_name,
+    permission_message,
+)
 from nutlite.sim.q1 import PtyQ1, Q1Ups
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

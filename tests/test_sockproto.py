@@ -1,5 +1,5 @@
-"""The driver socket protocol, sans-IO (nutlite.drivers.sockproto.SockProtocol / DriverState), and its
-DUMPALL answer compared with Debian's dummy-ups on the same definition files."""
+"""The driver socket protocol, sans-IO (nutlite.drivers.framework.sockproto.SockProtocol /
+DriverState), and its DUMPALL answer compared with Debian's dummy-ups on the same definition files."""
 
 from __future__ import annotations
 
@@ -18,10 +18,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nutlite.config import load_ups_conf
-from nutlite.drivers.core import DriverState, prepare
-from nutlite.drivers.drvconfig import load_config
-from nutlite.drivers.dummy_ups import DummyUps
-from nutlite.drivers.sockproto import Request, SockClient, SockProtocol
+from nutlite.drivers.framework.core import DriverState, prepare
+from nutlite.drivers.framework.drvconfig import load_config
+from nutlite.drivers.framework.sockproto import Request, SockClient, SockProtocol
+from nutlite.drivers.programs.dummy_ups import DummyUps
 from nutlite.state import DeviceState
 
 REAL_DUMMY = Path("/lib/nut/dummy-ups")
@@ -329,7 +329,7 @@ def test_batch_sends_its_changes_in_one_write() -> None:
 def test_a_poll_reaches_each_client_in_one_write(tmp_path: Path) -> None:
     """Whatever the driver, what one poll changes goes to upsd in one write (upsd applies one read
     whole, so its clients never see half of a poll)."""
-    from nutlite.drivers.runner import DriverRunner
+    from nutlite.drivers.framework.runner import DriverRunner
 
     now = [0.0]
     drv = nutlite_driver(tmp_path, {"x.dev": "ups.status: OL\ninput.voltage: 230\nbattery.charge: 100\n"},
@@ -356,7 +356,7 @@ def test_a_poll_reaches_each_client_in_one_write(tmp_path: Path) -> None:
 def test_driver_batch_outside_a_poll(tmp_path: Path) -> None:
     """What a driver publishes between polls (apcsmart on an alert from the UPS) can go out as one write
     too; a driver not served by a runner (``-d``, in-process use) just sets its values."""
-    from nutlite.drivers.runner import DriverRunner
+    from nutlite.drivers.framework.runner import DriverRunner
 
     drv = nutlite_driver(tmp_path, {"x.dev": "ups.status: OL\n"}, "driver = dummy-ups\nport = x.dev\n")
     with drv.batch():
@@ -477,7 +477,7 @@ def test_huge_line_is_bounded() -> None:
 
 
 def test_socket_server_broadcasts_and_tracking(tmp_path: Path) -> None:
-    from nutlite.drivers.runner import DriverRunner
+    from nutlite.drivers.framework.runner import DriverRunner
 
     drv = nutlite_driver(tmp_path, {"x.dev": "ups.status: OL\n"}, "driver = dummy-ups\nport = x.dev\n")
 

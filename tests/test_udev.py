@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from nutlite.drivers.hidups import all_subdrivers
+from nutlite.drivers.tables.hidups import all_subdrivers
 from nutlite.udev import RULES_NAME, usb_ids
 
 REPO = Path(__file__).resolve().parent.parent
@@ -90,7 +90,7 @@ def _table_ids() -> set[tuple[int, int | None]]:
             products = sub.products.get(vendor)
             ids.update({(vendor, None)} if products is None else {(vendor, p) for p in products})
     try:
-        from nutlite.drivers import q1usb
+        from nutlite.drivers.transports import q1usb
     except ModuleNotFoundError:
         return ids
     ids.update((v, p) for v, p, _d, _c in q1usb.usb_ids())

@@ -14,7 +14,7 @@ import pytest
 from nutenv import DATA_DIR
 from test_sockproto import user_args
 
-from nutlite.drivers.sockproto import ping_socket
+from nutlite.drivers.framework.sockproto import ping_socket
 
 REPO = Path(__file__).resolve().parent.parent
 

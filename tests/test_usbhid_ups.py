@@ -147,8 +147,8 @@ def test_bad_setting_is_a_clear_error(tmp_path: Path, usbsim_lib: Path, need_nut
 
 
 def _engine(name: str, quirks: object = None):  # noqa: ANN202 - test helper
-    from nutlite.drivers.hidups import subdriver_for
-    from nutlite.drivers.hidups.engine import HidEngine
+    from nutlite.drivers.tables.hidups import subdriver_for
+    from nutlite.drivers.tables.hidups.engine import HidEngine
     from nutlite.hid import ReportType, parse_hex
     from tests.test_usb_transport import CAPTURES
 
@@ -192,7 +192,7 @@ def test_engine_status_words() -> None:
 
 
 def test_engine_onlinedischarge_quirks() -> None:
-    from nutlite.drivers.hidups.engine import Quirks
+    from nutlite.drivers.tables.hidups.engine import Quirks
 
     for quirks, expected in ((Quirks(), ["OL", "DISCHRG"]),
                              (Quirks(onlinedischarge_onbattery=True), ["OB", "DISCHRG"]),
@@ -204,7 +204,7 @@ def test_engine_onlinedischarge_quirks() -> None:
 
 
 def test_engine_lbrb_log_delay() -> None:
-    from nutlite.drivers.hidups.engine import Quirks
+    from nutlite.drivers.tables.hidups.engine import Quirks
 
     engine, reports, read = _engine(SU3000, Quirks(lbrb_log_delay_sec=2))
     engine.discover(read, lambda i: None)
@@ -235,8 +235,8 @@ def test_engine_set_truncates_as_nut() -> None:
 
 
 def test_dates() -> None:
-    from nutlite.drivers.hidups import hid_date
-    from nutlite.drivers.hidups.apc import apc_date
+    from nutlite.drivers.tables.hidups import hid_date
+    from nutlite.drivers.tables.hidups.apc import apc_date
 
     assert hid_date(12515) == "2004/07/03"
     assert hid_date(0) is None
@@ -251,7 +251,7 @@ def test_subdriver_claims_as_nut(ids: str, tmp_path: Path, usbsim_lib: Path, nee
     given that id (it prints "Using subdriver: ..." or refuses the device)."""
     import re
 
-    from nutlite.drivers.hidups import claim
+    from nutlite.drivers.tables.hidups import claim
 
     (tmp_path / "ids.usbsim").write_text(f"usb {ids}\n")
     name = "Arduino__HIDPowerDevice_abratchik__2341-8036"

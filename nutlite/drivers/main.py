@@ -35,9 +35,9 @@ from nutlite.daemon import (
     setup_logging,
     signal_running,
 )
-from nutlite.drivers.core import Driver, DriverError
-from nutlite.drivers.drvconfig import DriverConfig, apply_extra, load_config, validate_options
-from nutlite.drivers.runner import dump_and_exit, killpower, run_foreground_or_background
+from nutlite.drivers.framework.core import Driver, DriverError
+from nutlite.drivers.framework.drvconfig import DriverConfig, apply_extra, load_config, validate_options
+from nutlite.drivers.framework.runner import dump_and_exit, killpower, run_foreground_or_background
 from nutlite.tools.common import help_parser
 
 log = logging.getLogger("nutlite.driver")
@@ -45,16 +45,16 @@ log = logging.getLogger("nutlite.driver")
 # NUT driver program name -> "module:Class" (imported only when that driver runs). A driver whose
 # module is not in this build is planned.
 DRIVERS: dict[str, str] = {
-    "dummy-ups": "nutlite.drivers.dummy_ups:DummyUps",
-    "nutdrv_qx": "nutlite.drivers.nutdrv_qx:NutdrvQx",
-    "blazer_ser": "nutlite.drivers.blazer_ser:BlazerSer",
-    "apcsmart": "nutlite.drivers.apcsmart:ApcSmart",
-    "genericups": "nutlite.drivers.genericups:GenericUps",
-    "usbhid-ups": "nutlite.drivers.usbhid_ups:UsbHidUps",
-    "blazer_usb": "nutlite.drivers.blazer_usb:BlazerUsb",
-    "snmp-ups": "nutlite.drivers.snmp_ups:SnmpUps",
-    "clone": "nutlite.drivers.clone:Clone",
-    "clone-outlet": "nutlite.drivers.clone:CloneOutlet",
+    "dummy-ups": "nutlite.drivers.programs.dummy_ups:DummyUps",
+    "nutdrv_qx": "nutlite.drivers.programs.nutdrv_qx:NutdrvQx",
+    "blazer_ser": "nutlite.drivers.programs.blazer_ser:BlazerSer",
+    "apcsmart": "nutlite.drivers.programs.apcsmart:ApcSmart",
+    "genericups": "nutlite.drivers.programs.genericups:GenericUps",
+    "usbhid-ups": "nutlite.drivers.programs.usbhid_ups:UsbHidUps",
+    "blazer_usb": "nutlite.drivers.programs.blazer_usb:BlazerUsb",
+    "snmp-ups": "nutlite.drivers.programs.snmp_ups:SnmpUps",
+    "clone": "nutlite.drivers.programs.clone:Clone",
+    "clone-outlet": "nutlite.drivers.programs.clone:CloneOutlet",
 }
 
 # The settings the driver core reads for every driver, for -h.

@@ -87,7 +87,7 @@ def _settings(pairs: list[str]) -> dict[str, str]:
 
 
 def _accept_for(settings: dict[str, str]) -> Any:
-    from nutlite.drivers.hidups import claim
+    from nutlite.drivers.tables.hidups import claim
 
     def accept(info: Any) -> bool:
         if "explore" in settings or "subdriver" in settings:
@@ -99,7 +99,7 @@ def _accept_for(settings: dict[str, str]) -> Any:
 
 
 def _subdriver(settings: dict[str, str], vendor_id: int, product_id: int) -> Any:
-    from nutlite.drivers.hidups import claim, subdriver_for
+    from nutlite.drivers.tables.hidups import claim, subdriver_for
 
     if settings.get("subdriver"):
         return subdriver_for(vendor_id, settings["subdriver"])

@@ -40,7 +40,7 @@ _LONG = {"--usb_scan": "U", "--complete_scan": "C", "--disp_nut_conf": "N", "--d
 def _q1_ids() -> dict[tuple[int, int], str]:
     """The Q1-over-USB ids and the driver to suggest for each: nutdrv_qx where it takes the id (as
     nut-scanner suggests), else blazer_usb (ffff:0000, which nutlite's nutdrv_qx does not drive)."""
-    from nutlite.drivers.q1usb import usb_ids
+    from nutlite.drivers.transports.q1usb import usb_ids
 
     out: dict[tuple[int, int], str] = {}
     for vid, pid, driver, _ in usb_ids():
@@ -51,8 +51,8 @@ def _q1_ids() -> dict[tuple[int, int], str]:
 
 def driver_for(info: UsbDeviceInfo, q1_ids: dict[tuple[int, int], str]) -> str | None:
     """The nutlite driver that takes a device with ``port = auto`` and its ids, or None."""
-    from nutlite.drivers.hidups import claim
-    from nutlite.drivers.usbhid_ups import MEGATEC_BRIDGES
+    from nutlite.drivers.programs.usbhid_ups import MEGATEC_BRIDGES
+    from nutlite.drivers.tables.hidups import claim
 
     ids = (info.vendor_id, info.product_id)
     if ids in q1_ids:
@@ -92,7 +92,7 @@ def format_sections(found: list[tuple[UsbDeviceInfo, str]], parsable: bool = Fal
 
 def scan(backend: Any = None) -> tuple[list[tuple[UsbDeviceInfo, str]], list[str]]:
     """(device, driver) for every USB UPS a nutlite driver takes, and notes for the user."""
-    from nutlite.drivers.hidups import OTHER_DRIVER
+    from nutlite.drivers.tables.hidups import OTHER_DRIVER
     from nutlite.usb.transport import list_devices
 
     q1 = _q1_ids()

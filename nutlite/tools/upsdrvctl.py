@@ -77,7 +77,7 @@ class Ctl:
         return self.state / f"{sec.driver}-{sec.name}"
 
     def pidpath(self, sec: UpsSection) -> Path:
-        from nutlite.drivers.drvconfig import pid_dir
+        from nutlite.drivers.framework.drvconfig import pid_dir
 
         return pid_dir(self.state) / f"{sec.driver}-{sec.name}.pid"
 
@@ -160,7 +160,7 @@ class Ctl:
 
     def wait_started(self, sec: UpsSection, proc: subprocess.Popen[bytes], foreground: bool) -> str:
         """"ok", "failed" (the driver exited with an error) or "timeout"."""
-        from nutlite.drivers.sockproto import ping_socket
+        from nutlite.drivers.framework.sockproto import ping_socket
 
         deadline = time.monotonic() + max(1, sec.maxstartdelay)
         path = self.sockpath(sec)
@@ -228,8 +228,8 @@ class Ctl:
 
     # -- shutdown
     def shutdown(self, secs: list[UpsSection], named: bool) -> int:
-        from nutlite.drivers.core import Status
-        from nutlite.drivers.sockproto import killpower_via_socket, ping_socket
+        from nutlite.drivers.framework.core import Status
+        from nutlite.drivers.framework.sockproto import killpower_via_socket, ping_socket
 
         order = secs if named else sorted((s for s in secs if s.sdorder >= 0), key=lambda s: s.sdorder)
         failed = 0

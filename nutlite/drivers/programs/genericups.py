@@ -5,7 +5,7 @@ cable by holding some output lines high (``CP``: DTR, RTS, ST), reads on line / 
 units replace battery and bypass) from the input lines (CTS, DCD, RI, DSR), and asks the UPS to cut
 power by raising the shutdown lines (``SD``) -- or by sending a break when ``SD`` is ``ST`` alone.
 
-``upstype`` picks a cable from :mod:`nutlite.drivers.genericups_types`; ``CP``, ``OL``, ``LB``, ``RB``,
+``upstype`` picks a cable from :mod:`nutlite.drivers.tables.genericups_types`; ``CP``, ``OL``, ``LB``, ``RB``,
 ``BYPASS`` and ``SD`` override single signals in the same syntax: line names joined by ``+`` (or spaces,
 commas), ``-`` in front for active low, ``none`` (or ``NULL``) for not used. A disabled ``OL`` always
 reads on line, the other disabled inputs never show. An input signal of several lines is true when every
@@ -29,10 +29,10 @@ import termios
 from dataclasses import dataclass
 from typing import ClassVar
 
-from nutlite.drivers.core import Driver, DriverError, DriverState
-from nutlite.drivers.drvconfig import DriverConfig, Option
-from nutlite.drivers.genericups_types import CABLE_TYPES, CableType
-from nutlite.drivers.serialport import PortError, SerialPort
+from nutlite.drivers.framework.core import Driver, DriverError, DriverState
+from nutlite.drivers.framework.drvconfig import DriverConfig, Option
+from nutlite.drivers.tables.genericups_types import CABLE_TYPES, CableType
+from nutlite.drivers.transports.serialport import PortError, SerialPort
 
 INPUT_LINES: dict[str, int] = {
     "CTS": termios.TIOCM_CTS,

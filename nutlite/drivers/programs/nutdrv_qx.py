@@ -1,10 +1,10 @@
 """nutdrv_qx: UPSes speaking the Megatec "Q1" family on a serial port or a USB bridge (NUT-FACTS §8.4).
 
-The protocol is :mod:`nutlite.drivers.q1` (sans-IO), the port :mod:`nutlite.drivers.serialport`.
+The protocol is :mod:`nutlite.drivers.protocols.q1` (sans-IO), the port :mod:`nutlite.drivers.transports.serialport`.
 This module is the driver on top: the protocol probe (``voltronic-qs``, ``mustek``, ``megatec``, then
 the plain ``q1`` fallback, or ``protocol = ...``), the variables, the instant commands, the writable
 ``ups.delay.shutdown``/``ups.delay.start`` and killpower (``S<n>R<mmmm>`` from ``offdelay``/``ondelay``,
-``R0000`` with ``stayoff``). :class:`QxDriver` also carries what :mod:`nutlite.drivers.blazer_ser`
+``R0000`` with ``stayoff``). :class:`QxDriver` also carries what :mod:`nutlite.drivers.programs.blazer_ser`
 changes (the older driver of the same protocol).
 
 Every status reply is published whole: all its variables and ``ups.status`` together, in the same poll
@@ -18,7 +18,7 @@ the data stale with one log line saying what arrived; the port is reopened as so
 
 USB: ``port = auto`` (or any port with a USB matching setting: ``vendorid``, ``productid``, ``vendor``,
 ``product``, ``serial``, ``bus``, ``device``, ``busport``) talks to the UPS through a USB-serial bridge
-(nutlite.drivers.q1usb: cypress, phoenix, ippon, krauler, fabula, hunnox), picked by ``subdriver``
+(nutlite.drivers.transports.q1usb: cypress, phoenix, ippon, krauler, fabula, hunnox), picked by ``subdriver``
 (which then needs ``vendorid`` and ``productid``, as NUT) or by the device's ids. A lost device makes
 the data stale (one log line) and is looked for again (``waitbeforereconnect``); the line for its
 return says how long it was gone.
@@ -32,10 +32,11 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar
 
-from nutlite.drivers import q1, q1usb
-from nutlite.drivers.core import DriverError, DriverState, Status
-from nutlite.drivers.drvconfig import DriverConfig, Option
-from nutlite.drivers.serialport import PortError, SerialDriver, SerialPort
+from nutlite.drivers.framework.core import DriverError, DriverState, Status
+from nutlite.drivers.framework.drvconfig import DriverConfig, Option
+from nutlite.drivers.protocols import q1
+from nutlite.drivers.transports import q1usb
+from nutlite.drivers.transports.serialport import PortError, SerialDriver, SerialPort
 from nutlite.usb import SETTINGS as USB_SETTINGS
 from nutlite.usb import ReconnectPolicy, UsbConfigError, UsbMatcher
 
@@ -252,7 +253,7 @@ class QxDriver(SerialDriver):
             else:
                 self._pending_first = r
         if self.usb is not None and self.usb.info is not None:
-            from nutlite.drivers.usbhid_ups import UsbHidUps
+            from nutlite.drivers.programs.usbhid_ups import UsbHidUps
 
             self.setinfo("driver.version.usb", UsbHidUps._libusb_version())
             self.setinfo("ups.vendorid", f"{self.usb.info.vendor_id:04x}")

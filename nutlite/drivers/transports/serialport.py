@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from nutlite.daemon import own_group, path_error
-from nutlite.drivers.core import Driver, DriverError, DriverState
-from nutlite.drivers.drvconfig import DriverConfig
+from nutlite.drivers.framework.core import Driver, DriverError, DriverState
+from nutlite.drivers.framework.drvconfig import DriverConfig
 
 log = logging.getLogger("nutlite.driver.serial")
 

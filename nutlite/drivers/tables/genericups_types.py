@@ -2,7 +2,7 @@
 
 Each type says which serial lines the cable uses, in the same syntax as the ``CP``/``OL``/``LB``/``RB``/
 ``BYPASS``/``SD`` overrides of ups.conf (``-`` in front = active low, ``A+B`` = several lines, ``none`` =
-not used); :mod:`nutlite.drivers.genericups` parses both with the same code.
+not used); :mod:`nutlite.drivers.programs.genericups` parses both with the same code.
 
 * ``cp``: the lines the computer holds high to power the cable (``DTR``, ``RTS``, ``ST``);
 * ``ol``/``lb``/``rb``/``bypass``: the input lines (``CTS``, ``DCD``, ``RNG``, ``DSR``) that say on line,

@@ -1,6 +1,6 @@
 """Q1 over USB: the USB-serial bridges that carry the Megatec "Q1" protocol (NUT-FACTS §8.4).
 
-The protocol itself is nutlite.drivers.q1 (the same core the serial drivers use); this module is the
+The protocol itself is nutlite.drivers.protocols.q1 (the same core the serial drivers use); this module is the
 wire under it, one class per bridge family NUT calls a subdriver. Each takes a command (without its
 CR) and gives the reply line (without its CR), or None when nothing complete came:
 
@@ -31,7 +31,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, ClassVar
 
-from nutlite.drivers.serialport import PortError
+from nutlite.drivers.transports.serialport import PortError
 from nutlite.usb import Disconnected, Link, ReconnectPolicy, UsbDeviceInfo, UsbError, UsbMatcher, UsbTimeout
 
 if TYPE_CHECKING:  # the transport loads pyusb: imported when a device is opened

@@ -4,7 +4,7 @@ Everything here works on characters and strings: the variable table (query chara
 it is polled, how its reply is converted, how it is written), the ``a`` reply (protocol version, alert
 characters, supported command characters), the Ctrl-Z capability list (allowed values of the settings,
 per locale), the status register, alert characters, the instant commands and the shutdown methods
-(``sdtype`` / ``advorder``). The driver (:mod:`nutlite.drivers.apcsmart`) does the I/O.
+(``sdtype`` / ``advorder``). The driver (:mod:`nutlite.drivers.programs.apcsmart`) does the I/O.
 
 The behaviour follows what Debian's NUT 2.8.0 ``apcsmart`` publishes for the same UPS, as observed with
 the simulator (see tests/test_apcsmart_side_by_side.py):
@@ -26,7 +26,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from nutlite.drivers.serialport import show
+from nutlite.drivers.transports.serialport import show
 
 ALERTS = "!$%+?=#|&*"
 SMART_MODE = "Y"

@@ -1,7 +1,7 @@
 """blazer_usb: NUT's older driver for Megatec "Q1" UPSes behind a USB-serial bridge (NUT-FACTS §8.4).
 
-blazer_ser's ways (nutlite.drivers.blazer_ser: no protocol probe, ``ups.mfr``/``ups.model``,
-``ondelay`` in minutes, read-only delays) over the USB transports of nutlite.drivers.q1usb, which
+blazer_ser's ways (nutlite.drivers.programs.blazer_ser: no protocol probe, ``ups.mfr``/``ups.model``,
+``ondelay`` in minutes, read-only delays) over the USB transports of nutlite.drivers.transports.q1usb, which
 ``subdriver`` picks among blazer_usb's four (cypress, phoenix, ippon, krauler; it then needs
 ``vendorid`` and ``productid``) or the device's ids do. Matching settings and reconnection as
 nutdrv_qx over USB.
@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from nutlite.drivers import q1usb
-from nutlite.drivers.blazer_ser import BlazerSer
-from nutlite.drivers.drvconfig import Option
-from nutlite.drivers.nutdrv_qx import USB_OPTIONS
+from nutlite.drivers.framework.drvconfig import Option
+from nutlite.drivers.programs.blazer_ser import BlazerSer
+from nutlite.drivers.programs.nutdrv_qx import USB_OPTIONS
+from nutlite.drivers.transports import q1usb
 
 
 class BlazerUsb(BlazerSer):

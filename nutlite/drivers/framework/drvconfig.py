@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from nutlite.config import UpsConf, confpath, load_ups_conf, statepath
-from nutlite.drivers.core import DriverError
+from nutlite.drivers.framework.core import DriverError
 
 if TYPE_CHECKING:
-    from nutlite.drivers.core import Driver
+    from nutlite.drivers.framework.core import Driver
 
 log = logging.getLogger("nutlite.driver")
 

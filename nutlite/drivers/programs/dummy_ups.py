@@ -35,8 +35,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nutlite.daemon import account_name, own_group, path_error
-from nutlite.drivers.core import Driver, DriverError, DriverState, Status
-from nutlite.drivers.drvconfig import DriverConfig, Option
+from nutlite.drivers.framework.core import Driver, DriverError, DriverState, Status
+from nutlite.drivers.framework.drvconfig import DriverConfig, Option
 from nutlite.parseconf import parse_text
 
 log = logging.getLogger("nutlite.driver.dummy-ups")

@@ -1,7 +1,7 @@
 """usbhid-ups: UPSes of the USB HID Power Device Class (NUT-FACTS §8.3).
 
 The USB layer is nutlite.usb (matching settings, the pyusb transport, the reconnection policy), the
-HID layer nutlite.hid (descriptor, reports), the vendor tables nutlite.drivers.hidups. pyusb blocks,
+HID layer nutlite.hid (descriptor, reports), the vendor tables nutlite.drivers.tables.hidups. pyusb blocks,
 so every USB call runs in one worker thread owned by the driver (the transport is thread-confined);
 the asyncio side only schedules them.
 
@@ -20,11 +20,11 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar
 
-from nutlite.drivers.core import Driver, DriverError, DriverState, Status
-from nutlite.drivers.drvconfig import DriverConfig, Option
-from nutlite.drivers.hidups import Subdriver, all_subdrivers, claim, subdriver_for
-from nutlite.drivers.hidups.engine import HidEngine, Quirks, Reading
-from nutlite.drivers.hidups.others import EXPLORE
+from nutlite.drivers.framework.core import Driver, DriverError, DriverState, Status
+from nutlite.drivers.framework.drvconfig import DriverConfig, Option
+from nutlite.drivers.tables.hidups import Subdriver, all_subdrivers, claim, subdriver_for
+from nutlite.drivers.tables.hidups.engine import HidEngine, Quirks, Reading
+from nutlite.drivers.tables.hidups.others import EXPLORE
 from nutlite.hid import HidError, ReportType, is_power_device, parse_descriptor
 from nutlite.hid.fixups import fix_cyberpower
 from nutlite.usb import (
@@ -523,7 +523,7 @@ class UsbHidUps(Driver):
 def usb_ids() -> list[tuple[int, int | None, str, str]]:
     """(vendor, product or None for any, driver, comment) for every id a subdriver claims: the source of
     the generated udev rules (``nutlite udev-rules``)."""
-    from nutlite.drivers.hidups import all_subdrivers
+    from nutlite.drivers.tables.hidups import all_subdrivers
 
     ids: list[tuple[int, int | None, str, str]] = []
     for sub in all_subdrivers():

@@ -5,9 +5,9 @@
   ``instcmd``, ``setvar``, ``shutdown`` (each may be a plain or an ``async`` method);
 * :func:`prepare`, which brings a driver up (initups, the core variables, initinfo, one update).
 
-The other parts are :mod:`nutlite.drivers.drvconfig` (the settings: ups.conf section and ``-x``),
-:mod:`nutlite.drivers.sockproto` (the driver socket protocol, sans-IO, and a small blocking client of
-it) and :mod:`nutlite.drivers.runner` (the asyncio shell: socket server, poll loop, signals, pid file,
+The other parts are :mod:`nutlite.drivers.framework.drvconfig` (the settings: ups.conf section and ``-x``),
+:mod:`nutlite.drivers.framework.sockproto` (the driver socket protocol, sans-IO, and a small blocking client of
+it) and :mod:`nutlite.drivers.framework.runner` (the asyncio shell: socket server, poll loop, signals, pid file,
 reload, killpower and the process entry points).
 
 The behaviour follows Debian's NUT 2.8.0 drivers as observed on their socket (same variables, same
@@ -32,8 +32,8 @@ from nutlite.parseconf import quote
 from nutlite.state import KNOWN_FLAGS, DeviceState, Var
 
 if TYPE_CHECKING:
-    from nutlite.drivers.drvconfig import DriverConfig, Option
-    from nutlite.drivers.runner import DriverRunner
+    from nutlite.drivers.framework.drvconfig import DriverConfig, Option
+    from nutlite.drivers.framework.runner import DriverRunner
 
 log = logging.getLogger("nutlite.driver")
 

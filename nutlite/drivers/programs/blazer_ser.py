@@ -1,6 +1,6 @@
 """blazer_ser: NUT's older driver for Megatec "Q1" serial UPSes (NUT-FACTS §8.4).
 
-The same protocol and port handling as :mod:`nutlite.drivers.nutdrv_qx`, with blazer_ser's ways as
+The same protocol and port handling as :mod:`nutlite.drivers.programs.nutdrv_qx`, with blazer_ser's ways as
 Debian's 2.8.0 shows them: no protocol probe (``Q1``, then ``F`` and ``I`` unless ``norating`` /
 ``novendor``; every poll a full update), ``ups.mfr``/``ups.model`` (mirrored to ``device.*``), ``ondelay`` in *minutes*
 (0..9999, default 3, sent as ``R<mmmm>`` as given), read-only ``ups.delay.*``, and the "UPS failed"
@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from nutlite.drivers.drvconfig import Option
-from nutlite.drivers.nutdrv_qx import COMMON_OPTIONS, QxDriver
+from nutlite.drivers.framework.drvconfig import Option
+from nutlite.drivers.programs.nutdrv_qx import COMMON_OPTIONS, QxDriver
 
 
 class BlazerSer(QxDriver):

@@ -1,6 +1,6 @@
 """apcsmart: APC Smart-UPS units on a serial port, speaking APC's "smart" protocol (NUT-FACTS §8.5).
 
-The protocol is :mod:`nutlite.drivers.apc` (sans-IO), the port :mod:`nutlite.drivers.serialport`. This
+The protocol is :mod:`nutlite.drivers.protocols.apc` (sans-IO), the port :mod:`nutlite.drivers.transports.serialport`. This
 module is the driver on top:
 
 * start: ``Y`` -> ``SM`` (smart mode), ``V``, ``a`` (what the UPS supports), one read of every
@@ -29,10 +29,10 @@ import termios
 import time
 from typing import Any, ClassVar
 
-from nutlite.drivers import apc
-from nutlite.drivers.core import DriverError, DriverState, Status
-from nutlite.drivers.drvconfig import DriverConfig, Option
-from nutlite.drivers.serialport import PortError, SerialDriver, SerialPort
+from nutlite.drivers.framework.core import DriverError, DriverState, Status
+from nutlite.drivers.framework.drvconfig import DriverConfig, Option
+from nutlite.drivers.protocols import apc
+from nutlite.drivers.transports.serialport import PortError, SerialDriver, SerialPort
 
 ALT_CABLE = "940-0095B"
 REPLY_TIMEOUT = 1.5

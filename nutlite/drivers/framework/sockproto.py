@@ -1,6 +1,6 @@
 """The driver socket protocol (NUT-FACTS §3.2): the driver side, sans-IO, and a small blocking client.
 
-:class:`SockProtocol` serves a :class:`~nutlite.drivers.core.DriverState`: lines go in as bytes,
+:class:`SockProtocol` serves a :class:`~nutlite.drivers.framework.core.DriverState`: lines go in as bytes,
 answers and broadcasts come out through each :class:`SockClient`'s ``write``, and instant commands /
 SET requests come back as :class:`Request` objects for the driver to execute. :class:`SocketSession`
 is the client used by ``upsdrvctl`` and ``driver -k``.
@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from nutlite.parseconf import Tokenizer
 
 if TYPE_CHECKING:
-    from nutlite.drivers.core import DriverState
+    from nutlite.drivers.framework.core import DriverState
 
 log = logging.getLogger("nutlite.driver")
 

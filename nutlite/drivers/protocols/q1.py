@@ -35,7 +35,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from nutlite.drivers.serialport import show
+from nutlite.drivers.transports.serialport import show
 
 CR = "\r"
 Query = Callable[[str], "str | None"]  # send a command (without CR), get the reply line (without CR)

@@ -30,9 +30,15 @@ from nutlite.daemon import (
     setup_logging,
     write_pidfile,
 )
-from nutlite.drivers.core import Driver, DriverError, Status, call, prepare, publish_core, truthy
-from nutlite.drivers.drvconfig import DriverConfig
-from nutlite.drivers.sockproto import Request, SockClient, SockProtocol, killpower_via_socket, ping_socket
+from nutlite.drivers.framework.core import Driver, DriverError, Status, call, prepare, publish_core, truthy
+from nutlite.drivers.framework.drvconfig import DriverConfig
+from nutlite.drivers.framework.sockproto import (
+    Request,
+    SockClient,
+    SockProtocol,
+    killpower_via_socket,
+    ping_socket,
+)
 
 log = logging.getLogger("nutlite.driver")
 
