@@ -26,6 +26,21 @@ class Option:
     flag: bool = False
 
 
+def usb_match_options(productid_help: str = "") -> tuple[Option, ...]:
+    """The USB device matching settings every USB driver takes (interpreted by nutlite.usb.match)."""
+    return (
+        Option("vendorid", "the USB vendor id to match (4 hex digits; a regular expression)"),
+        Option("productid", "the USB product id to match (4 hex digits; a regular expression)" + productid_help),
+        Option("vendor", "a regular expression the USB manufacturer string must match"),
+        Option("product", "a regular expression the USB product string must match"),
+        Option("serial", "a regular expression the USB serial number must match"),
+        Option("bus", "the USB bus to match (a regular expression, e.g. 001)"),
+        Option("device", "the USB device number on its bus to match (a regular expression)"),
+        Option("busport", "the USB port on its hub to match (a regular expression)"),
+        Option("usb_set_altinterface", "accepted for compatibility (no effect)"),
+    )
+
+
 # Settings the driver core interprets itself; accepted for every driver and not published as
 # driver.parameter.* (port/pollinterval/synchronous are published with their defaults).
 CORE_SILENT = {

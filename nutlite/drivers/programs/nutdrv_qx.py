@@ -33,7 +33,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar
 
 from nutlite.drivers.framework.core import DriverError, DriverState, Status
-from nutlite.drivers.framework.drvconfig import DriverConfig, Option
+from nutlite.drivers.framework.drvconfig import DriverConfig, Option, usb_match_options
 from nutlite.drivers.protocols import q1
 from nutlite.drivers.transports import q1usb
 from nutlite.drivers.transports.serialport import PortError, SerialDriver, SerialPort
@@ -51,17 +51,9 @@ COMMON_OPTIONS: tuple[Option, ...] = (
 )
 
 USB_OPTIONS: tuple[Option, ...] = (
-    Option("vendorid", "the USB vendor id to match (4 hex digits; a regular expression)"),
-    Option("productid", "the USB product id to match (4 hex digits; a regular expression)"),
-    Option("vendor", "a regular expression the USB manufacturer string must match"),
-    Option("product", "a regular expression the USB product string must match"),
-    Option("serial", "a regular expression the USB serial number must match"),
-    Option("bus", "the USB bus to match (a regular expression, e.g. 001)"),
-    Option("device", "the USB device number on its bus to match (a regular expression)"),
-    Option("busport", "the USB port on its hub to match (a regular expression)"),
+    *usb_match_options(),
     Option("langid_fix", "language id for the krauler bridge's strings (0x409 or 0x4095)"),
     Option("noscanlangid", "do not scan for a working language id (accepted; the first one is used)", flag=True),
-    Option("usb_set_altinterface", "accepted for compatibility (no effect)"),
     Option("waitbeforereconnect", "seconds to wait before looking for a lost USB device again"),
 )
 

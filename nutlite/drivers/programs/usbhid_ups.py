@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar
 
 from nutlite.drivers.framework.core import Driver, DriverError, DriverState, Status
-from nutlite.drivers.framework.drvconfig import DriverConfig, Option
+from nutlite.drivers.framework.drvconfig import DriverConfig, Option, usb_match_options
 from nutlite.drivers.tables.hidups import Subdriver, all_subdrivers, claim, subdriver_for
 from nutlite.drivers.tables.hidups.engine import HidEngine, Quirks, Reading
 from nutlite.drivers.tables.hidups.others import EXPLORE
@@ -46,18 +46,9 @@ QX_HINT = ("it is a Megatec/Q1 UPS behind a USB-HID bridge (its report descripto
            "usages, no Power Device page): use driver = nutdrv_qx (or blazer_usb) for it")
 
 _OPTIONS: tuple[Option, ...] = (
-    Option("vendorid", "the USB vendor id to match (4 hex digits; a regular expression)"),
-    Option("productid", "the USB product id to match (4 hex digits; a regular expression); also lets a "
-           "subdriver take a product it does not list"),
-    Option("vendor", "a regular expression the USB manufacturer string must match"),
-    Option("product", "a regular expression the USB product string must match"),
-    Option("serial", "a regular expression the USB serial number must match"),
-    Option("bus", "the USB bus to match (a regular expression, e.g. 001)"),
-    Option("device", "the USB device number on its bus to match (a regular expression)"),
-    Option("busport", "the USB port on its hub to match (a regular expression)"),
+    *usb_match_options("; also lets a subdriver take a product it does not list"),
     Option("subdriver", "use this subdriver (the start of its name: APC, CyberPower, MGE ...) whatever the ids"),
     Option("lowbatt", "low battery level in percent (accepted as NUT 2.8.0 does; the device's own limit is used)"),
-    Option("usb_set_altinterface", "accepted for compatibility (no effect)"),
     Option("pollfreq", "seconds between full updates (default 30)"),
     Option("offdelay", "delay before the UPS cuts the load at shutdown (seconds, default 20)"),
     Option("ondelay", "delay before the UPS restores the load (seconds, default 30)"),
