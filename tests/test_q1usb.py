@@ -164,3 +164,28 @@ def test_a_silent_bridge_is_named_in_the_error(tmp_path: Path, usbsim_lib: Path)
     assert r.returncode != 0
     assert 'no supported UPS detected on USB device 0665:5161 "Cypress Semiconductor"' in out, out
     assert "(cypress bridge)" in out and "Traceback" not in out
+
+
+def dump(argv_tail: list[str], env: dict[str, str], cwd: Path) -> dict[str, str]:
+    r = subprocess.run([sys.executable, "-m", "nutlite", "nutdrv_qx", "-s", "ups", "-u", "root", "-d", "1",
+                        *argv_tail], env=env, capture_output=True, text=True, timeout=60, cwd=cwd)
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+    return dict(line.split(": ", 1) for line in r.stdout.splitlines() if ": " in line)
+
+
+@pytest.mark.parametrize("transport", ["cypress", "phoenix", "krauler"])
+def test_replay_gives_what_the_device_gives(transport: str, tmp_path: Path, usbsim_lib: Path) -> None:  # noqa: F811
+    """``replay = <capture>``: nutdrv_qx talks to the recorded Q1 bridge without libusb, and publishes
+    what it publishes for the same device served by usbsim."""
+    dev = device_file(tmp_path, transport)
+    dev = dev.rename(dev.with_suffix(".capture"))  # usbsim's device file is the .capture format
+    env = {"PYTHONPATH": str(ROOT), "NUT_STATEPATH": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    live = dump(["-x", "port=auto"], {**env, "LD_LIBRARY_PATH": str(usbsim_lib), "USBSIM_DEVICE": str(dev)},
+                tmp_path)
+    replayed = dump(["-x", "port=auto", "-x", f"replay={dev}"], env, tmp_path)
+    assert replayed.pop("driver.parameter.replay") == str(dev)
+    for var in ("driver.version.usb",):  # names the USB library binding, not the device
+        live.pop(var, None)
+        replayed.pop(var, None)
+    assert replayed == live
+    assert replayed["ups.status"] == "OL"

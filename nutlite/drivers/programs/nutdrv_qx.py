@@ -55,6 +55,8 @@ USB_OPTIONS: tuple[Option, ...] = (
     Option("langid_fix", "language id for the krauler bridge's strings (0x409 or 0x4095)"),
     Option("noscanlangid", "do not scan for a working language id (accepted; the first one is used)", flag=True),
     Option("waitbeforereconnect", "seconds to wait before looking for a lost USB device again"),
+    Option("replay", "talk to the USB device recorded in this capture file (.capture with megatec lines, "
+           "or a NUT debug-log .dev) instead of the bus"),
 )
 
 
@@ -135,7 +137,7 @@ class QxDriver(SerialDriver):
             return False
         port = self.port or ""
         return port == "auto" or port.lower().startswith("usb") or any(
-            self.getval(k) is not None for k in (*USB_SETTINGS, "subdriver"))
+            self.getval(k) is not None for k in (*USB_SETTINGS, "subdriver", "replay"))
 
     def _usb_link(self) -> q1usb.UsbLink:
         where = f"UPS [{self.config.upsname}]"
@@ -155,7 +157,7 @@ class QxDriver(SerialDriver):
         except (UsbConfigError, ValueError) as exc:
             raise DriverError(str(exc)) from None
         return q1usb.UsbLink(matcher, policy, subdriver=sub, table=self.usb_subdrivers, auto=self.usb_auto,
-                             langid_fix=langid, min_lengths=self.usb_min_lengths)
+                             langid_fix=langid, min_lengths=self.usb_min_lengths, replay=self.getval("replay"))
 
     async def run_blocking(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Every port call in one worker thread (a USB device belongs to the thread that opened it)."""

@@ -254,8 +254,9 @@ class UsbLink:
 
     def __init__(self, matcher: UsbMatcher, policy: ReconnectPolicy, *, subdriver: str | None,
                  table: dict[str, str], auto: dict[tuple[int, int], str], langid_fix: int | None = None,
-                 min_lengths: dict[str, int] | None = None) -> None:
+                 min_lengths: dict[str, int] | None = None, replay: str | None = None) -> None:
         self.min_lengths = min_lengths
+        self.replay = replay  # a capture file to talk to instead of the bus (nutlite.usb.replay)
         self.matcher = matcher
         self.policy = policy
         self.subdriver = subdriver
@@ -277,9 +278,9 @@ class UsbLink:
 
     def open(self, matcher: UsbMatcher | None = None) -> None:
         """Open the first matching device and start its transport (UsbError when none can be)."""
-        from nutlite.usb.transport import open_device
+        from nutlite.usb.transport import backend_for, open_device
 
-        dev = open_device(matcher or self.matcher, accept=self._accept, hid=False)
+        dev = open_device(matcher or self.matcher, backend_for(self.replay), accept=self._accept, hid=False)
         try:
             name = self.subdriver or self.auto[(dev.info.vendor_id, dev.info.product_id)]
             transport = TRANSPORTS[self.table[name]](dev, self.langid_fix, self.min_lengths)
