@@ -298,7 +298,7 @@ class NutEnv:
     @staticmethod
     def _user_args() -> list[str]:
         # As root, Debian's daemons drop to user "nut" unless told otherwise; see module docstring.
-        return ["-u", "root"] if os.geteuid() == 0 else []
+        return list(STAY_ROOT)
 
     def driver_argv(self, ups: str) -> list[str]:
         spec = self.upses[ups]

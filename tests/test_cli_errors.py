@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from nutenv import DATA_DIR, REAL_NUT_DIR, REPO_ROOT, readable_install, require_real_nut
+from nutenv import DATA_DIR, REAL_NUT_DIR, REPO_ROOT, STAY_ROOT, readable_install, require_real_nut
 
 ROOT = os.geteuid() == 0
 needs_root = pytest.mark.skipif(not ROOT, reason="needs root to switch users")
@@ -123,7 +123,7 @@ def test_old_socket_the_driver_user_cannot_replace(site: Site) -> None:
 
 def test_missing_state_folder(site: Site) -> None:
     missing = site.base / "no-such-state"
-    r = nutlite("driver", "-a", "u", "-F", *(["-u", "root"] if ROOT else []),
+    r = nutlite("driver", "-a", "u", "-F", *STAY_ROOT,
                 env=site.env(NUT_STATEPATH=str(missing)))
     out = no_traceback(r)
     assert r.returncode != 0
@@ -252,7 +252,7 @@ def test_system_exit_passes_through() -> None:
 def test_ctrl_c_exits_130_quietly(site: Site) -> None:
     """A driver printing its data after 5 polls is interrupted (this was a KeyboardInterrupt traceback)."""
     p = subprocess.Popen([sys.executable, "-m", "nutlite", "driver", "-a", "u", "-d", "5",
-                          *(["-u", "root"] if ROOT else [])], env=site.env(), stdout=subprocess.PIPE,
+                          *STAY_ROOT], env=site.env(), stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True, cwd=REPO_ROOT)
     time.sleep(2)
     p.send_signal(signal.SIGINT)
@@ -372,7 +372,7 @@ def test_driver_help_from_the_ups_conf_section(site: Site) -> None:
 
 def test_unknown_driver_lists_the_available_and_the_planned(site: Site) -> None:
     (site.conf / "ups.conf").write_text("[u]\n  driver = no-such-driver\n  port = x\n")
-    r = site.driver(*(["-u", "root"] if ROOT else []))
+    r = site.driver(*STAY_ROOT)
     no_traceback(r)
     assert r.returncode == 1
     m = re.search(r"nutlite has no driver named 'no-such-driver'; available: ([^;\n]+)(?:; planned: ([^\n]+))?",
@@ -409,7 +409,7 @@ def hinted_commands(text: str) -> list[str]:
 )
 def test_every_hinted_command_runs(site: Site, section: str, args: list[str], hint: str) -> None:
     (site.conf / "ups.conf").write_text(f"[u]\n{section}")
-    r = nutlite("driver", *args, *(["-u", "root"] if ROOT else []), env=site.env())
+    r = nutlite("driver", *args, *STAY_ROOT, env=site.env())
     assert r.returncode == 1
     hints = hinted_commands(r.stderr)
     assert hint in hints, r.stderr

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from nutenv import STAY_ROOT
 
 from nutlite.config import (
     ConfigError,
@@ -285,7 +286,7 @@ def test_ups_conf_tokenizes_like_debian_upsd(tmp_path: Path, real_nut: None) -> 
     (conf_dir / "upsd.conf").write_text(f"LISTEN 127.0.0.1 {port}\n")
     (conf_dir / "upsd.users").write_text("")
     env = dict(os.environ, NUT_CONFPATH=str(conf_dir), NUT_STATEPATH=str(state_dir))
-    args = ["/lib/nut/upsd", "-F"] + (["-u", "root"] if os.geteuid() == 0 else [])
+    args = ["/lib/nut/upsd", "-F", *STAY_ROOT]
     proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         reply = b""

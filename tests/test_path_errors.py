@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from nutenv import DEFAULT_USERS, free_port, readable_install
+from nutenv import DEFAULT_USERS, STAY_ROOT, free_port, readable_install
 from test_cli_errors import Site, assert_faq4, needs_root, no_traceback, unreadable_as_nut
 
 UPSMON_CONF = "MONITOR u@127.0.0.1:{port} 1 monpri pripw primary\nSHUTDOWNCMD \"/bin/true\"\n"
@@ -107,7 +107,7 @@ def test_upslog_cannot_open_its_log_file(site: Site) -> None:
 
 def test_upsd_without_its_state_folder_says_where_the_sockets_are_looked_for(site: Site) -> None:
     missing = site.base / "nowhere"
-    out = until_output([sys.executable, "-m", "nutlite", "upsd", "-F", *(["-u", "root"] if os.geteuid() == 0 else [])],
+    out = until_output([sys.executable, "-m", "nutlite", "upsd", "-F", *STAY_ROOT],
                        site.env(NUT_STATEPATH=str(missing)), site.base, "folder of the driver sockets")
     assert "Traceback" not in out, out
     assert f"no driver can be reached in the state folder {missing}: does not exist" in out, out

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.nutenv import REPO_ROOT, get_var, wait_for
+from tests.nutenv import REPO_ROOT, STAY_ROOT, get_var, wait_for
 from tests.test_usb_transport import _unavailable, usbsim_lib  # noqa: F401 - the session fixture
 from tests.test_usbhid_side_by_side import need_nut, sim_env, sim_log, start  # noqa: F401
 
@@ -85,7 +85,7 @@ def _run_driver(base: Path, lib: Path, name: str, *args: str, driver: list[str] 
     env = {**os.environ, "NUT_CONFPATH": str(etc), "NUT_STATEPATH": str(state), "NUT_ALTPIDPATH": str(state),
            "PYTHONPATH": str(REPO_ROOT), **sim_env(lib, base, name)}
     argv = driver or [sys.executable, "-m", "nutlite", "usbhid-ups"]
-    user = ["-u", "root"] if os.geteuid() == 0 else []
+    user = list(STAY_ROOT)
     return subprocess.run([*argv, "-a", "ups", *user, *args], capture_output=True, text=True, env=env,
                           timeout=60, cwd=base)
 
