@@ -38,6 +38,7 @@ TOOLS: dict[str, tuple[str, str]] = {
     "udev-rules": ("nutlite.udev", "print the udev rules for USB UPSes (--hotplug: ups.conf's hot-plug rules)"),
     "scan": ("nutlite.tools.scan", "list the USB UPSes attached and print a ups.conf section for each (nut-scanner -U)"),
     "hid-dump": ("nutlite.tools.hiddump", "print a USB HID UPS's descriptor and values; --record a capture of it"),
+    "appliance": ("nutlite.appliance.main", "the SD-card image's boot step: appliance setup installs the boot partition's nutlite/ files"),
     "sim": ("nutlite.sim.main", "UPS simulators on a pseudo-terminal: sim q1|apc [--link PATH] [--script FILE]"),
 }
 

@@ -33,7 +33,7 @@ from urllib.parse import parse_qs, urlsplit
 from nutlite import __version__
 from nutlite.client import AddressError, split_hostport
 from nutlite.daemon import Notifier, drop_privileges, resolve_user, setup_logging, trim_memory, tune_malloc
-from nutlite.exporter import naming
+from nutlite.exporter import configstatus, naming
 from nutlite.exporter.collector import (
     CredentialsError,
     KnownUpses,
@@ -85,8 +85,10 @@ class Exporter:
         web: WebConfig | None = None,
         upses: Sequence[str] = (),
         allow: AllowList | None = None,
+        config_status: configstatus.ConfigStatus | None = None,
     ) -> None:
         self.targets = list(targets)
+        self.config_status = config_status or configstatus.ConfigStatus(None)
         self.upses = list(upses)  # default UPS names for /metrics (empty: whatever LIST UPS says)
         options.servers = tuple(self.targets)
         self.options = options
@@ -157,7 +159,7 @@ def make_handler(exporter: Exporter) -> type[BaseHTTPRequestHandler]:
             query = parse_qs(url.query)
             try:
                 if url.path == "/metrics":
-                    self._metrics(exporter.targets, query)
+                    self._metrics(exporter.targets, query, own_page=True)
                 elif url.path == "/probe":
                     targets = query.get("target")
                     if not targets or not targets[0]:
@@ -212,12 +214,14 @@ def make_handler(exporter: Exporter) -> type[BaseHTTPRequestHandler]:
             return opts
 
         def _metrics(self, targets: Sequence[Target], query: dict[str, list[str]],
-                     server_label: bool | None = None) -> None:
+                     server_label: bool | None = None, own_page: bool = False) -> None:
             opts = self._options(query)
             upses = _split_list(query.get("ups"))
             if not upses and targets is exporter.targets:
                 upses = exporter.upses
             body = exporter.collect(targets, opts, upses or None, self._deadline(), server_label)
+            if own_page:  # the appliance's own state: on /metrics only
+                body += exporter.config_status.render()
             self._send(HTTPStatus.OK, body, CONTENT_TYPE)
             if len(body) > TRIM_AFTER:
                 del body
@@ -368,6 +372,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scrape-timeout", type=float, default=10.0, metavar="SECONDS",
                    help="seconds for all of one server's UPSes (10); a Prometheus scrape timeout header "
                         "lowers it")
+    p.add_argument("--config-status", default=configstatus.DEFAULT_PATH, metavar="FILE",
+                   help="the appliance's config status file, published on /metrics as nutlite_config_file_ok "
+                        f"(default {configstatus.DEFAULT_PATH}; a missing file gives no series; '' turns it off)")
     p.add_argument("-u", dest="user", metavar="USER",
                    help="run as USER when started as root (default: nut, after opening the listening socket)")
     p.add_argument("-D", dest="debug", action="count", default=0, help="debug logging")
@@ -406,7 +413,8 @@ def main(argv: list[str] | None = None) -> int:
         credentials=creds,
         device_info=not args.no_device_info,
     )
-    exporter = Exporter(targets, options, web, _split_list(args.ups), allow)
+    exporter = Exporter(targets, options, web, _split_list(args.ups), allow,
+                        configstatus.ConfigStatus(args.config_status or None))
     try:
         try:
             server = _Server((host, port), make_handler(exporter), web)
