@@ -1,7 +1,10 @@
 """usbhid-ups side by side: Debian NUT 2.8.0's /lib/nut/usbhid-ups and nutlite's usbhid-ups, each under
 usbsim (a fake libusb-1.0 serving one capture, ../shared/tools/usbsim) with its own driver socket and
 Debian's upsd, on the same device; the variables upsd publishes must be equal but for the intended
-differences below. Also: the SET_REPORT an instant command sends is the same bytes as Debian's.
+differences below. Each capture is compared twice: as recorded (a report the capture lacks stalls, as on
+a device that lacks it) and with usbsim's ``unrecorded zero`` overlay (every such report reads as zeros),
+which puts every path of the descriptor through the subdriver tables. Also: the SET_REPORT an instant
+command sends is the same bytes as Debian's.
 
 usbsim is built once per session; without NUT, gcc or the captures the tests are skipped, or fail
 with NUTLITE_REQUIRE_REAL_NUT=1.
@@ -18,9 +21,10 @@ import pytest
 from tests.nutenv import NutEnv, compare_vars, real_nut_available, upsd_list, wait_for
 from tests.test_usb_transport import CAPTURES, _unavailable, usbsim_lib  # noqa: F401 - the session fixture
 
-#: intended differences: driver.version is nutlite's release, driver.version.usb names the libusb
-#: binding (pyusb); driver.parameter.port is whatever ups.conf says (both "auto" here). The subdriver
-#: (driver.version.data) and driver.version.internal are NUT's and must be equal.
+#: intended differences, in both passes (the zero pass needs no other): driver.version is nutlite's
+#: release, driver.version.usb names the libusb binding (pyusb); driver.parameter.port is whatever
+#: ups.conf says (both "auto" here). The subdriver (driver.version.data) and driver.version.internal
+#: are NUT's and must be equal.
 INTENDED = ("driver.version", "driver.version.usb", "driver.parameter.port")
 
 #: capture -> what NUT 2.8.0 publishes for it is a HID Power Device it serves
@@ -49,21 +53,34 @@ def device_files(name: str) -> str:
     return ":".join(str(f) for f in files)
 
 
-def sim_env(lib: Path, base: Path, name: str) -> dict[str, str]:
-    return {"LD_LIBRARY_PATH": str(lib), "USBSIM_DEVICE": device_files(name),
+#: the usbsim overlay of the second pass: every report the capture does not record reads as zeros, so
+#: every path of the descriptor has a value and goes through the subdriver tables
+ZERO_OVERLAY = "unrecorded zero\n"
+
+
+def sim_env(lib: Path, base: Path, name: str, *, zero: bool = False) -> dict[str, str]:
+    """The usbsim environment serving capture ``name`` (``zero``: with the ``unrecorded zero`` overlay)."""
+    device = device_files(name)
+    if zero:
+        base.mkdir(parents=True, exist_ok=True)
+        overlay = base / "zero.usbsim"
+        overlay.write_text(ZERO_OVERLAY)
+        device += f":{overlay}"
+    return {"LD_LIBRARY_PATH": str(lib), "USBSIM_DEVICE": device,
             "USBSIM_CONTROL": str(base / "control"), "USBSIM_LOG": str(base / "usbsim.log")}
 
 
 def start(base: Path, lib: Path, name: str, flavour: str, options: dict[str, str] | None = None,
-          flags: tuple[str, ...] = ()) -> NutEnv:
+          flags: tuple[str, ...] = (), *, zero: bool = False) -> NutEnv:
     """A NutEnv whose one UPS "ups" is the capture ``name`` under usbsim, served by ``flavour``'s
-    usbhid-ups (``flags``: ups.conf flags of the section), with Debian's upsd."""
+    usbhid-ups (``flags``: ups.conf flags of the section; ``zero``: unrecorded reports read as
+    zeros), with Debian's upsd."""
     from tests.nutenv import UpsSpec
 
     base.mkdir(parents=True, exist_ok=True)
     (base / "control").touch()
     spec = UpsSpec("ups", driver="usbhid-ups", port="auto", options=dict(options or {}),
-                   env=sim_env(lib, base, name))
+                   env=sim_env(lib, base, name, zero=zero))
     env = NutEnv(base, [spec], driver_flavour=flavour, upsd_flavour="debian")
     env.write_configs()
     if flags:
@@ -97,12 +114,19 @@ FORCED = [
 ]
 
 
+#: the two passes: as recorded (an unrecorded report stalls, as on a device that lacks it) and with
+#: usbsim's ``unrecorded zero`` (every report the capture lacks reads as zeros)
+MODES = ("recorded", "zero")
+
+
+@pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize(("name", "options", "flags"), [(n, {}, ()) for n in POWER_DEVICES] + FORCED)
-def test_variables_equal(name: str, options: dict[str, str], flags: tuple[str, ...], tmp_path: Path,
+def test_variables_equal(name: str, options: dict[str, str], flags: tuple[str, ...], mode: str, tmp_path: Path,
                          usbsim_lib: Path, need_nut: None) -> None:  # noqa: F811
     listings = {}
     for flavour in ("debian", "nutlite"):
-        env = start(tmp_path / flavour, usbsim_lib, name, flavour, {"pollinterval": "1", **options}, flags)
+        env = start(tmp_path / flavour, usbsim_lib, name, flavour, {"pollinterval": "1", **options}, flags,
+                    zero=mode == "zero")
         try:
             env.wait_ready()
             rw = upsd_list(env, "ups", "RW")
@@ -236,6 +260,30 @@ def test_onlinedischarge_as_nut(tmp_path: Path, usbsim_lib: Path, need_nut: None
         for flavour, env in envs.items():
             wait_for(lambda e=env: get_var(e, "ups") == 'VAR ups ups.status "OB DISCHRG"', 8,
                      f"{flavour}: OB DISCHRG", env)
+    finally:
+        for env in envs.values():
+            env.stop()
+
+
+@pytest.mark.parametrize(("name", "options"), [("Tripp_Lite__UPS_proto3016__09ae-3016", {}),
+                                               ("Minuteman__UPS__05dd-a0a0", {"productid": "a0a0"})])
+def test_transfer_reason_as_nut(name: str, options: dict[str, str], tmp_path: Path,
+                                usbsim_lib: Path, need_nut: None) -> None:  # noqa: F811
+    """PowerConverter.PresentStatus.VoltageOutOfRange: input.transfer.reason while it is set, gone when
+    it clears, in both drivers."""
+    envs = {f: start(tmp_path / f, usbsim_lib, name, f, {"pollinterval": "1", "pollfreq": "2", **options},
+                     zero=True) for f in ("debian", "nutlite")}
+    try:
+        for env in envs.values():
+            env.wait_ready()
+            assert "input.transfer.reason" not in upsd_list(env, "ups")
+        for report, expected in (("22 01 00", "input voltage out of range"), ("22 00 00", None)):
+            for flavour in envs:
+                with open(tmp_path / flavour / "control", "a") as f:
+                    f.write(f"set 22 : {report}\n")
+            for flavour, env in envs.items():
+                wait_for(lambda e=env, x=expected: upsd_list(e, "ups").get("input.transfer.reason") == x, 10,
+                         f"{flavour}: input.transfer.reason {expected!r} after report {report}", env)
     finally:
         for env in envs.values():
             env.stop()

@@ -239,10 +239,11 @@ def test_dates() -> None:
     from nutlite.drivers.tables.hidups.apc import apc_date
 
     assert hid_date(12515) == "2004/07/03"
-    assert hid_date(0) is None
+    assert hid_date(0) == "not set"  # NUT 2.8.0 (through usbsim)
     assert apc_date(0x070304) == "2004/07/03"
     assert apc_date(0x123199) == "1999/12/31"
-    assert apc_date(0x0A0304) is None
+    assert apc_date(0xFFFFFF) == "2065/165/165"  # NUT reads each hex digit as a decimal one
+    assert apc_date(0) == "not set"
 
 
 @pytest.mark.parametrize("ids", ["050d:0912", "050d:0001", "06da:ffff", "2e66:0300", "0592:0004", "0764:0751"])
@@ -332,3 +333,30 @@ def test_explore_needs_vendorid(tmp_path: Path, usbsim_lib: Path, need_nut: None
     r = _run_driver(tmp_path, usbsim_lib, "Unknown__UPS_HI__09d6-0001", "-d", "1", options="  explore\n")
     assert r.returncode == 1
     assert "explore needs vendorid" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_engine_offers_a_command_only_when_its_report_reads() -> None:
+    """As NUT 2.8.0 (through usbsim): a command whose report the device stalls is not offered; the same
+    device answering every report (usbsim's "unrecorded zero") offers load.off.delay and shutdown.stop."""
+    from nutlite.hid import ReportType
+
+    engine, reports, read = _engine(SU3000)
+    assert 0x12 not in reports  # DelayBeforeShutdown: not recorded, the device stalls it
+    engine.discover(read, lambda i: None)
+    assert "load.off.delay" not in engine.cmds and "shutdown.stop" not in engine.listed_commands()
+    assert "load.off" in engine.listed_commands()  # NUT offers load.off / load.on on the path alone
+
+    engine, reports, _read = _engine(SU3000)
+
+    def zeros(rtype: ReportType, rid: int) -> bytes:
+        return reports.get(rid) or bytes([rid]) + bytes(engine.descriptor.report_length(rtype, rid) - 1)
+
+    engine.discover(zeros, lambda i: None)
+    assert {"load.off", "load.off.delay", "shutdown.stop"} <= set(engine.listed_commands())
+
+
+def test_powercom_conversions() -> None:
+    from nutlite.drivers.tables.hidups.powercom import pcm_shutdown_timer, pcm_start_timer
+
+    assert pcm_shutdown_timer(0x0F0F) == "915"  # 15 min 15 s (NUT 2.8.0 through usbsim)
+    assert pcm_start_timer(0x1010) == "246720"  # minutes

@@ -239,7 +239,9 @@ class UsbHidUps(Driver):
                 self.engine.absent[name] = reading.values[name] = str(int(val))
         self._apply(reading)
         for name, e in self.engine.vars.items():
-            if e.rw:
+            if e.rw and e.number:
+                self.setflags(name, "RW", "NUMBER")
+            elif e.rw:
                 self.setflags(name, "RW", "STRING")
                 self.setaux(name, e.rw)
                 for choice in e.enum:
@@ -296,6 +298,9 @@ class UsbHidUps(Driver):
     def _apply(self, reading: Reading) -> None:
         for name, value in reading.values.items():
             self.setinfo(name, value)
+        for name in reading.removed:
+            if self.getinfo(name) is not None:
+                self.delinfo(name)
         assert self.sub is not None
         compute = self.sub.extra.get("realpower")
         if compute is not None and self.getinfo("ups.power.nominal") is not None:
@@ -427,15 +432,16 @@ class UsbHidUps(Driver):
         if self.engine is None or self.dev is None:
             return Status.FAILED
         cmd = cmd.lower()
+        delays = all(self.engine.command_value(n) is not None for n in ("load.on.delay", "load.off.delay"))
         if cmd == "shutdown.return":
-            if "load.on.delay" not in self.engine.cmds or "load.off.delay" not in self.engine.cmds:
+            if not (self.engine.can_shutdown() and delays):
                 return Status.INVALID
             r = await self._write("load.on.delay", self._delay("ups.delay.start", self.ondelay))
             if r != Status.HANDLED:
                 return r
             return await self._write("load.off.delay", self._delay("ups.delay.shutdown", self.offdelay))
         if cmd == "shutdown.stayoff":
-            if "load.off.delay" not in self.engine.cmds or "load.on.delay" not in self.engine.cmds:
+            if not (self.engine.can_shutdown() and delays):
                 return Status.INVALID
             return await self._write("load.off.delay", self._delay("ups.delay.shutdown", self.offdelay))
         if cmd == "beeper.toggle":

@@ -5,14 +5,15 @@ A table is a tuple of entries built with the helpers below:
 
 * ``var(name, path, fmt)`` publishes a variable: ``fmt`` is a printf format applied to the value
   (``"%.0f"``, ``"%.1f"``) or a conversion (a dict lookup, or a function of the value returning a
-  string or None); ``rw=N`` makes it writable (NUT's ``RW STRING`` of length N), ``static`` reads it
-  once at start, ``quick`` reads it at every status poll;
+  string or None); ``rw=N`` makes it writable (NUT's ``RW STRING`` of length N; with ``number``:
+  ``RW NUMBER``), ``static`` reads it once at start, ``quick`` reads it at every status poll;
 * ``absent(name, path, default)`` publishes a fixed default (``ups.delay.shutdown``) when the path
   exists in the descriptor;
 * ``flag(path, bit)`` sets status bit ``bit`` when the value is not 0 (``"!bit"``: when it is 0);
 * ``cmd(name, path, value)`` is an instant command writing ``value`` (None: the delay setting the
-  command stands for); ``hidden`` commands are building blocks (shutdown.return uses
-  load.on.delay and load.off.delay) that are not listed.
+  command stands for), offered when its report reads (load.off and load.on: when the path exists);
+  ``hidden`` commands are building blocks (shutdown.return uses load.on.delay and load.off.delay)
+  that are not listed.
 
 The first entry of a name whose path the device has wins, as in NUT. ``claim`` picks the subdriver
 of a vendor:product id as NUT 2.8.0 does (its names, versions and claimed ids were checked by running
@@ -44,11 +45,14 @@ class Entry:
     hidden: bool = False
     enum: tuple[str, ...] = ()
     string: bool = False  # the value is a string descriptor index
+    number: bool = False  # writable as NUT's RW NUMBER (not RW STRING:rw)
 
 
 def var(name: str, path: str, conv: Conversion = "%.0f", *, rw: int = 0, static: bool = False,
-        quick: bool = False, enum: tuple[str, ...] = ()) -> Entry:
-    return Entry("var", name, path, conv, rw=rw, static=static, quick=quick, enum=enum)
+        quick: bool = False, enum: tuple[str, ...] = (), number: bool = False) -> Entry:
+    if number and not rw:
+        rw = 10
+    return Entry("var", name, path, conv, rw=rw, static=static, quick=quick, enum=enum, number=number)
 
 
 def string(name: str, path: str) -> Entry:
@@ -62,6 +66,11 @@ def absent(name: str, path: str, default: str, *, rw: int = 10) -> Entry:
 
 def flag(path: str, bit: str) -> Entry:
     return Entry("flag", bit, path, quick=True)
+
+
+#: commands NUT 2.8.0 offers when the descriptor has their path, readable or not (checked through usbsim:
+#: every other command needs its report to read)
+PATH_ONLY_COMMANDS = ("load.off", "load.on")
 
 
 def cmd(name: str, path: str, value: float | None = None, *, hidden: bool = False) -> Entry:
@@ -78,9 +87,12 @@ ON_OFF = {0: "off", 1: "on"}
 
 
 def hid_date(value: float) -> str | None:
-    """USB HID Power Device dates: (year - 1980) * 512 + month * 32 + day."""
+    """USB HID Power Device dates: (year - 1980) * 512 + month * 32 + day; 0 is "not set" (NUT 2.8.0,
+    through usbsim)."""
     v = int(value)
-    if v <= 0:
+    if v == 0:
+        return "not set"
+    if v < 0:
         return None
     return f"{(v >> 9) + 1980:04d}/{(v >> 5) & 0x0F:02d}/{v & 0x1F:02d}"
 

@@ -14,13 +14,19 @@ APC_USAGES: Mapping[int, str] = {
 
 
 def apc_date(value: float) -> str | None:
-    """APC's battery dates: the hex digits of the value read as mmddyy."""
-    text = f"{int(value):06x}"
-    if len(text) != 6 or not text.isdigit():
+    """APC's battery dates: the six hex digits of the value read as mmddyy, each pair as tens and units
+    even past 9 (NUT 2.8.0 through usbsim: 0x010101 is 2001/01/01, 0xffffff 2065/165/165)."""
+    v = int(value)
+    if v == 0:
+        return "not set"
+    if v < 0:
         return None
-    mm, dd, yy = text[0:2], text[2:4], int(text[4:6])
-    year = 1900 + yy if yy >= 70 else 2000 + yy
-    return f"{year}/{mm}/{dd}"
+
+    def pair(shift: int) -> int:
+        return ((v >> (shift + 4)) & 0xF) * 10 + ((v >> shift) & 0xF)
+
+    mm, dd, yy = pair(16), pair(8), pair(0)
+    return f"{1900 + yy if yy >= 70 else 2000 + yy:04d}/{mm:02d}/{dd:02d}"
 
 
 GEN = "UPS.APCGeneralCollection"
@@ -43,10 +49,11 @@ TABLE: tuple[Entry, ...] = (
     flag(f"{PS}.ACPresent", "online"),
     flag(f"{PS}.BelowRemainingCapacityLimit", "lowbatt"),
     flag(f"{PS}.ShutdownImminent", "shutdownimm"),
-    Entry("flag", "apcstatus", f"{PS}.APCStatusFlag", {8: "!off", 16: "off"}, quick=True),
+    Entry("flag", "apcstatus", f"{PS}.APCStatusFlag", {0: "off", 8: "!off", 16: "off"}, quick=True),
     cmd("load.off", f"{PS}.DelayBeforeShutdown", 0),
-    cmd("load.off.delay", f"{PS}.DelayBeforeShutdown", None, hidden=True),
-    cmd("load.on.delay", f"{PS}.DelayBeforeStartup", None, hidden=True),
+    cmd("load.off.delay", f"{PS}.DelayBeforeShutdown", None),
+    cmd("load.on.delay", f"{PS}.DelayBeforeStartup", None),
+    cmd("shutdown.stop", f"{PS}.DelayBeforeShutdown", -1),
     cmd("shutdown.reboot", f"{PS}.DelayBeforeReboot", 10),
     cmd("shutdown.reboot", f"{GEN}.APCDelayBeforeReboot", 10),
     cmd("test.panel.start", f"{PS}.APCPanelTest", 1),

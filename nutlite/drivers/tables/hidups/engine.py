@@ -24,7 +24,7 @@ from nutlite.hid import (
 )
 from nutlite.hid.report import set_bits
 
-from . import Entry, Subdriver
+from . import PATH_ONLY_COMMANDS, Entry, Subdriver
 
 Reader = Callable[[ReportType, int], "bytes | None"]
 Strings = Callable[[int], "str | None"]
@@ -44,11 +44,18 @@ class Quirks:
 
 @dataclass(frozen=True)
 class Reading:
-    """What one poll produced: variables to set, the ``ups.status`` words and the alarms."""
+    """What one poll produced: variables to set, the ``ups.status`` words, the alarms and the variables
+    to remove."""
 
     values: dict[str, str]
     status: list[str]
     alarms: list[str]
+    removed: tuple[str, ...] = ()
+
+
+#: variables that status bits stand for: (bit, variable, its value while the bit is set; removed when
+#: it is cleared), as NUT 2.8.0 publishes them (through usbsim)
+_BIT_VARS = (("vrange", "input.transfer.reason", "input voltage out of range"),)
 
 
 def _fmt(entry: Entry, value: float, strings: Strings) -> str | None:
@@ -91,7 +98,8 @@ class HidEngine:
                     self._paths.setdefault(nut_path(f, sub.usages), f)
         self.vars: dict[str, Entry] = {}  # name -> the entry that feeds it
         self.flags: list[Entry] = []
-        self.cmds: dict[str, Entry] = {}
+        self.cmds: dict[str, Entry] = {}  # name -> the entry of an offered command
+        self._known: dict[str, Entry] = {}  # name -> the first command entry whose path the device has
         self.absent: dict[str, str] = {}
         self.bits: dict[str, bool] = {}
         self._lbrb_since: float | None = None
@@ -114,8 +122,8 @@ class HidEngine:
             return None
 
     def discover(self, read: Reader, strings: Strings) -> Reading:
-        """The first walk: keep the entries whose path the device has and answers (commands and
-        defaults only need the path), and read them all."""
+        """The first walk: keep the entries whose path the device has and answers (defaults only
+        need the path), and read them all."""
         cache: dict[tuple[ReportType, int], bytes | None] = {}
         values: dict[str, str] = {}
         for e in self.sub.table:
@@ -123,7 +131,12 @@ class HidEngine:
             if f is None:
                 continue
             if e.kind == "cmd":
-                self.cmds.setdefault(e.name, e)
+                # as NUT: a command is offered only when its report reads (a device that stalls the
+                # report has no such setting, whatever its descriptor declares), but load.off / load.on
+                self._known.setdefault(e.name, e)
+                if e.name not in self.cmds and (e.name in PATH_ONLY_COMMANDS
+                                                or self._read(f, read, cache) is not None):
+                    self.cmds[e.name] = e
                 continue
             if e.kind == "flag":
                 if self._read(f, read, cache) is not None:
@@ -144,7 +157,7 @@ class HidEngine:
             self.vars[e.name] = e
             values[e.name] = text
         status, alarms = self._status(cache, read)
-        return Reading(values, status, alarms)
+        return Reading(values, status, alarms, self._bit_vars(values) if status else ())
 
     def poll(self, read: Reader, strings: Strings, full: bool) -> Reading:
         """A quick (status and timers) or full poll of the entries found by ``discover``."""
@@ -162,7 +175,7 @@ class HidEngine:
             if text is not None:
                 values[name] = text
         status, alarms = self._status(cache, read)
-        return Reading(values, status, alarms)
+        return Reading(values, status, alarms, self._bit_vars(values) if status else ())
 
     def interrupt(self, report: bytes, strings: Strings) -> Reading:
         """An Input report from the interrupt endpoint: the variables and status bits it carries."""
@@ -192,7 +205,7 @@ class HidEngine:
                 self._apply_flag(e, v)
                 changed = True
         status, alarms = self._compose() if changed else ([], [])
-        return Reading(values, status, alarms)
+        return Reading(values, status, alarms, self._bit_vars(values) if status else ())
 
     def read_var(self, name: str, read: Reader, strings: Strings) -> str | None:
         """One variable read afresh (after a SET)."""
@@ -205,14 +218,26 @@ class HidEngine:
 
     # ---- status
 
+    def _bit_vars(self, values: dict[str, str]) -> tuple[str, ...]:
+        """Adds the variables of the status bits that are set to ``values``; returns those to remove."""
+        removed = []
+        for bit, name, text in _BIT_VARS:
+            if self.bits.get(bit):
+                values[name] = text
+            elif bit in self.bits:
+                removed.append(name)
+        return tuple(removed)
+
     def _apply_flag(self, e: Entry, v: float) -> None:
         conv = e.conv
         if isinstance(conv, dict):
             word = conv.get(int(v))
             if word is None:
                 return
-        else:
+        elif v in (0, 1):  # NUT 2.8.0 (through usbsim): an 8-bit status field of 2 or 255 changes nothing
             word = e.name if v else (e.name[1:] if e.name.startswith("!") else "!" + e.name)
+        else:
+            return
         if word.startswith("!"):
             self.bits[word[1:]] = False
         else:
@@ -260,15 +285,23 @@ class HidEngine:
     # ---- writing
 
     def command_value(self, name: str) -> tuple[Entry, Field] | None:
-        e = self.cmds.get(name)
+        """The entry and field a command writes: an offered one, else (for the building blocks of
+        shutdown.return) the first whose path the device has."""
+        e = self.cmds.get(name) or self._known.get(name)
         if e is None:
             return None
         f = self.field(e.path)
         return (e, f) if f is not None else None
 
+    def can_shutdown(self) -> bool:
+        """shutdown.return / shutdown.stayoff, as NUT 2.8.0 offers them (through usbsim): with both delay
+        commands, or with load.off and load.on."""
+        return all(n in self.cmds for n in ("load.off.delay", "load.on.delay")) or all(
+            n in self.cmds for n in PATH_ONLY_COMMANDS)
+
     def listed_commands(self) -> list[str]:
         names = [n for n, e in self.cmds.items() if not e.hidden]
-        if "load.off.delay" in self.cmds and "load.on.delay" in self.cmds:
+        if self.can_shutdown():
             names += ["shutdown.return", "shutdown.stayoff"]
         return names
 

@@ -22,10 +22,11 @@ PS = "UPS.PowerSummary"
 PSS = "UPS.PowerSummary.PresentStatus"
 
 
-def battery(voltage_nominal: str = "%.1f") -> tuple[Entry, ...]:
+def battery(voltage_nominal: str = "%.1f", charge_low_rw: int = 10) -> tuple[Entry, ...]:
+    """The battery readings (``charge_low_rw``: the length NUT gives the writable battery.charge.low)."""
     return (
         var("battery.charge", f"{PS}.RemainingCapacity"),
-        var("battery.charge.low", f"{PS}.RemainingCapacityLimit", rw=10),
+        var("battery.charge.low", f"{PS}.RemainingCapacityLimit", rw=charge_low_rw),
         var("battery.charge.warning", f"{PS}.WarningCapacityLimit"),
         var("battery.runtime", f"{PS}.RunTimeToEmpty"),
         var("battery.runtime", "UPS.Battery.RunTimeToEmpty"),

@@ -28,7 +28,7 @@ MGE_USAGES: Mapping[int, str] = {
     0xFFFF00F1: "iVersion", 0xFFFF00F4: "iReferenceNumber",
 }
 
-UPS_TYPE = {0: "online", 1: "offline / line interactive", 2: "online", 3: "online - unitary/parallel",
+UPS_TYPE = {1: "offline / line interactive", 2: "online", 3: "online - unitary/parallel",
             4: "online - parallel with hot standy", 5: "online - hot standby redundancy"}
 
 OUTLET = "UPS.OutletSystem.Outlet"
@@ -49,7 +49,8 @@ def outlet(n: int, prefix: str, desc: str) -> tuple[Entry, ...]:
 
 
 TABLE: tuple[Entry, ...] = (
-    *battery(),
+    var("battery.charge.low", f"{PS}.RemainingCapacityLimitSetting", rw=5),
+    *battery(charge_low_rw=5),
     string("ups.firmware", f"{PS}.iVersion"),
     var("ups.load", f"{PS}.PercentLoad"),
     var("ups.beeper.status", "UPS.BatterySystem.Battery.AudibleAlarmControl", BEEPER),

@@ -12,21 +12,60 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from . import Entry, Subdriver, cmd
+from . import Entry, Subdriver, cmd, flag, string, var
 from .cyberpower import cps_model
-from .generic import TABLE
+from .generic import TABLE, status
 
 Model = Callable[[str | None, Mapping[str, str]], str | None]
 
 OUTLET = "UPS.OutletSystem.Outlet"
-#: Delta (Minuteman): the delays are the outlet's; no ups.delay.*, ups.timer.* or beeper commands (NUT 2.8.0,
-#: through usbsim)
+CONV = "UPS.PowerConverter"
+#: Delta (Minuteman): the PowerConverter / Flow / BatterySystem paths, the delays are the outlet's, most
+#: readings printed with one decimal (NUT 2.8.0 through usbsim, every report of the Minuteman capture
+#: read as zeros and as other values to tell the paths apart)
+DELTA_INPUT_SOURCE = {0: "normal", 1: "battery", 2: "bypass/reserve", 3: "reducing"}
 DELTA_TABLE: tuple[Entry, ...] = (
-    *(e for e in TABLE if not e.name.startswith(("ups.delay.", "ups.timer.", "load.", "shutdown.", "beeper."))),
+    var("battery.capacity", "UPS.PowerSummary.DesignCapacity", static=True),
+    var("battery.voltage", "UPS.BatterySystem.Battery.Voltage", "%.1f"),
+    var("battery.voltage.nominal", "UPS.BatterySystem.Battery.ConfigVoltage", "%.1f", static=True),
+    var("input.frequency", f"{CONV}.Input.Frequency", "%.1f"),
+    var("input.source", f"{OUTLET}.ffff0091", DELTA_INPUT_SOURCE),
+    var("input.transfer.low", f"{CONV}.Output.LowVoltageTransfer", "%.1f", number=True),
+    var("input.transfer.high", f"{CONV}.Output.HighVoltageTransfer", "%.1f", number=True),
+    var("input.voltage", "UPS.PowerSummary.Input.Voltage", "%.1f"),
+    var("input.voltage.nominal", "UPS.PowerSummary.Input.ConfigVoltage", "%.1f", static=True),
+    var("output.current", f"{CONV}.Output.Current", "%.1f"),
+    var("output.frequency", f"{CONV}.Output.Frequency", "%.1f"),
+    var("output.frequency.nominal", "UPS.Flow.ConfigFrequency", "%.1f", static=True),
+    var("output.voltage", f"{CONV}.Output.Voltage", "%.1f"),
+    var("output.voltage.nominal", "UPS.Flow.ConfigVoltage", "%.1f", static=True),
+    var("ups.delay.start", f"{OUTLET}.ffff0081", number=True),
+    var("ups.load", f"{OUTLET}.PercentLoad", "%.1f"),
+    var("ups.power.nominal", "UPS.Flow.ConfigApparentPower", static=True),
+    var("ups.realpower", f"{CONV}.Output.ActivePower", "%.1f"),
+    var("ups.timer.reboot", f"{OUTLET}.DelayBeforeReboot", quick=True),
+    var("ups.timer.shutdown", f"{OUTLET}.DelayBeforeShutdown", quick=True),
+    var("ups.timer.start", f"{OUTLET}.DelayBeforeStartup", quick=True),
+    flag(f"{CONV}.PresentStatus.Buck", "trim"),
+    flag(f"{CONV}.PresentStatus.Boost", "boost"),
+    flag(f"{CONV}.PresentStatus.Overload", "overload"),
+    flag(f"{CONV}.PresentStatus.VoltageOutOfRange", "vrange"),
+    *(e for e in TABLE if not e.name.startswith(("ups.delay.", "ups.timer.", "load.", "shutdown."))),
     cmd("load.off", f"{OUTLET}.DelayBeforeShutdown", 0),
     cmd("load.on", f"{OUTLET}.DelayBeforeStartup", 0),
-    cmd("load.off.delay", f"{OUTLET}.DelayBeforeShutdown", None, hidden=True),
-    cmd("load.on.delay", f"{OUTLET}.DelayBeforeStartup", None, hidden=True),
+    cmd("load.off.delay", f"{OUTLET}.DelayBeforeShutdown", None),
+    cmd("load.on.delay", f"{OUTLET}.DelayBeforeStartup", None),
+    cmd("shutdown.reboot", f"{OUTLET}.DelayBeforeReboot", 10),
+    cmd("shutdown.stop", f"{OUTLET}.DelayBeforeShutdown", -1),
+)
+#: Belkin / Liebert: the status bits straight under UPS.PowerSummary, the serial number's string index
+#: published even when empty, battery.charge.low read-only and no battery.runtime.low (NUT 2.8.0 through
+#: usbsim, the Liebert GXT4 capture read as zeros and as other values)
+BELKIN_TABLE: tuple[Entry, ...] = (
+    var("battery.charge.low", "UPS.PowerSummary.RemainingCapacityLimit"),
+    string("ups.serial", "UPS.PowerSummary.iSerialNumber"),
+    *status("UPS.PowerSummary", skip=("BelowRemainingCapacityLimit",)),
+    *(e for e in TABLE if e.name not in ("battery.charge.low", "battery.runtime.low")),
 )
 
 
@@ -43,7 +82,7 @@ def _sub(name: str, version: str, products: dict[int, frozenset[int]], labels: d
 SUBDRIVERS: list[Subdriver] = [
     _sub("Belkin/Liebert HID", "0.18", {0x050D: frozenset({0x0912, 0x0980, 0x0F51}),
                                         0x10AF: frozenset({0x0001, 0x0004, 0x0008})},
-         {0x050D: "Belkin", 0x10AF: "Liebert"}, mfr="Belkin", model=unknown_model),
+         {0x050D: "Belkin", 0x10AF: "Liebert"}, mfr="Belkin", model=unknown_model, table=BELKIN_TABLE),
     _sub("Phoenixtec/Liebert HID", "0.41", {0x06DA: frozenset({0xFFFF})}, {0x06DA: "Liebert"}),
     _sub("iDowell HID", "0.2", {0x075D: frozenset({0x0300})}, {0x075D: "iDowell"}),
     _sub("openUPS HID", "0.5", {0x04D8: frozenset({0xD004, 0xD005})}, {0x04D8: "openUPS"}),
