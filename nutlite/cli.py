@@ -204,9 +204,18 @@ def _drop_stdout() -> None:
         pass
 
 
+# The long-running daemons that start without ssl (nutlite.lazyssl: it is imported when TLS is set up).
+SSL_LAZY = frozenset({"upsd", "upsmon", "driver"})
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv if argv is None else argv)
     prog = os.path.basename(argv[0]) if argv else "nutlite"
+    chosen = argv[1] if prog in ("nutlite", "__main__.py") and len(argv) > 1 else prog
+    if chosen in SSL_LAZY or (chosen not in TOOLS and not chosen.startswith("-")):  # a daemon or a driver
+        from nutlite import lazyssl
+
+        lazyssl.keep_out()
     if prog in TOOLS:
         return guarded(prog, lambda a: run_tool(prog, a), argv[1:])
     if prog not in ("nutlite", "__main__.py") and prog in driver_names():

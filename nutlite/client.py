@@ -669,7 +669,9 @@ def make_ssl_context(
     keyfile: str | None = None,
 ) -> ssl.SSLContext:
     """A client TLS context: verify against ``cafile``/``capath`` (system CAs if neither)."""
-    import ssl
+    from nutlite import lazyssl
+
+    ssl = lazyssl.load()
 
     ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=cafile, capath=capath)
     if not verify:

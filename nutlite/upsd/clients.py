@@ -257,9 +257,9 @@ class ClientConn:
         if ctx is None:  # CERTFILE went away with a reload
             self.drop()
             return
-        import ssl
+        from nutlite import lazyssl
 
-        self.tls = _Tls(ssl, ctx)
+        self.tls = _Tls(lazyssl.load(), ctx)
         self.session.tls = True
         self.session.reader = LineReader()
 

@@ -168,7 +168,9 @@ def bind_listeners(conf: UpsdConf, family: int = socket.AF_UNSPEC) -> list[socke
 
 def make_ssl_context(conf: UpsdConf) -> Any:
     """A server TLS context from CERTFILE (one PEM: certificate chain and private key)."""
-    import ssl  # only when TLS is configured
+    from nutlite import lazyssl
+
+    ssl = lazyssl.load()  # only when TLS is configured
 
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2

@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import logging
 import math
 import os
@@ -611,6 +612,9 @@ def main(argv: list[str] | None = None) -> int:
         log.info("not started as root: running as one process")
     if split:
         rfd, wfd = os.pipe()
+        # Objects made so far stay out of the collector's way: its passes would otherwise touch (and
+        # so copy) the pages the two processes share after the fork.
+        gc.freeze()
         child = os.fork()
         if child > 0:
             os.close(wfd)
