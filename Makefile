@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 ROOT_APT := $(shell [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && echo yes)
 PYTEST_ARGS ?=
 
-.PHONY: help run test test-fast bench lint deps nut-deps deb clean
+.PHONY: help run test test-fast bench lint deps nut-deps deb image image-test clean
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -38,6 +38,16 @@ endif
 deb: ## build build/nutlite_<version>_all.deb with dpkg-deb (see docs/packaging.md)
 	$(PYTHON) packaging/build_deb.py
 
+image: ## as root: build build/nutlite-<version>-arm64.img.xz, the Raspberry Pi SD-card image (see docs/image.md)
+	$(PYTHON) image/build.py
+
+image-test: deps nut-deps ## as root: boot the built image in QEMU with a simulated UPS on the host: hot-plug, a power cut, the power race
+ifeq ($(ROOT_APT),yes)
+	@if ! command -v qemu-system-aarch64 >/dev/null || ! command -v mcopy >/dev/null || ! command -v ssh >/dev/null; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends qemu-system-arm mtools openssh-client xz-utils; fi
+endif
+	$(PY) -m pytest -p no:cacheprovider -s -v --timeout=1200 image/test_image.py
+
 run: deps ## run the whole stack on simulated UPSes (dummy-ups, Q1 and APC on ptys; upsd on 127.0.0.1:3493)
 	$(VENV)/bin/nutlite demo
 
@@ -47,15 +57,17 @@ test: deps nut-deps ## run the whole test suite (unit, integration, interop)
 test-fast: deps ## unit tests only (no daemons)
 	$(PY) -m pytest -q -m "not interop" tests/test_parseconf.py tests/test_config.py
 
-bench: deps nut-deps ## benchmarks: upsd vs Debian's (throughput, latency, RSS, CPU), upsmon timing, exporter, password-guessing rate, systemd exposure scores
+bench: deps nut-deps ## benchmarks: upsd vs Debian's (throughput, latency, RSS, CPU), upsmon timing, exporter, password-guessing rate, systemd exposure scores, usbhid-ups vs Debian's (idle CPU, plug to data), the last image build and image test
 	$(PY) bench/bench.py
 	$(PY) bench/upsmon_timing.py
 	$(PY) bench/exporter_bench.py
 	$(PY) bench/login_bench.py
 	$(PY) bench/unit_security.py
+	$(PY) bench/usb_bench.py
+	$(PY) bench/image_figures.py
 
 lint: deps ## ruff
-	$(VENV)/bin/ruff check nutlite tests bench
+	$(VENV)/bin/ruff check nutlite tests bench image packaging
 
 clean: ## remove the virtualenv and caches
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis .demo

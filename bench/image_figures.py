@@ -1,0 +1,61 @@
+"""The SD-card image's figures, from the last ``make image`` and ``make image-test`` runs.
+
+Building the image takes minutes and booting it more, so ``make bench`` does not redo them: it prints
+what build/nutlite-<version>-arm64.build-figures (written by image/build.py) and .test-figures
+(written by image/test_image.py) recorded, against the targets of docs/image.md.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+# figure -> (target, unit, label)
+TARGETS = {
+    "total_s": (600, "s", "image build (make image)"),
+    "image_bytes": (200 * 2**20, "bytes", "compressed image"),
+    "rootfs_before_prune_mib": (None, "MiB", "root filesystem before pruning"),
+    "rootfs_mib": (None, "MiB", "root filesystem after pruning"),
+    "boot_to_upsd_s": (60, "s", "boot to upsd answering (QEMU TCG, first boot)"),
+    "stack_pss_mib": (40, "MiB", "driver+upsd+upsmon+exporter proportional set size (in the VM)"),
+}
+
+
+def read(path: Path) -> dict[str, float]:
+    out = {}
+    for line in path.read_text().splitlines():
+        key, _, value = line.partition("=")
+        try:
+            out[key.strip()] = float(value)
+        except ValueError:
+            continue
+    return out
+
+
+def main() -> int:
+    ver = re.search(r'^version\s*=\s*"([^"]+)"', (REPO / "pyproject.toml").read_text(), re.M)
+    name = f"nutlite-{ver.group(1) if ver else '0'}-arm64"
+    print("SD-card image (figures of the last make image / make image-test; targets from docs/image.md)")
+    for suffix in ("build-figures", "test-figures"):
+        path = REPO / "build" / f"{name}.{suffix}"
+        if not path.exists():
+            print(f"  {path.name}: none yet (run {'make image' if suffix == 'build-figures' else 'make image-test'})")
+            continue
+        stamp = time.strftime("%Y-%m-%d %H:%M", time.localtime(path.stat().st_mtime))
+        print(f"  {path.name} ({stamp}):")
+        for key, value in read(path).items():
+            target, unit, label = TARGETS.get(key, (None, "", key))
+            shown = f"{value / 2**20:.0f} MiB" if unit == "bytes" else f"{value:.1f} {unit}".strip()
+            goal = ""
+            if target is not None:
+                tshown = f"{target / 2**20:.0f} MiB" if unit == "bytes" else f"{target} {unit}"
+                goal = f"  (target <= {tshown}: {'met' if value <= target else 'NOT met'})"
+            print(f"    {label:<62} {shown}{goal}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
