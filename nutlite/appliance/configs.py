@@ -161,6 +161,10 @@ class Importer:
         self.install("ups.conf", text)
 
     def detect(self) -> str:
+        if self.ctx.systemd:  # the UPSes and adapters present at boot: wait until udev has seen them all
+            from nutlite.appliance.units import run
+
+            run(self.ctx, ["udevadm", "settle", "--timeout=15"])
         found = detect(self.ctx.paths.dev, self.ctx.say)
         text = ups_conf_text(found, defaults.detected_header(), defaults.NO_UPS)
         if not found:

@@ -178,7 +178,8 @@ def setup(ctx: Context) -> int:
     ups_changed, importer = configs(ctx, password)
     write_status(ctx, importer)
     _step(ctx, "cannot set the host name", lambda: hostname(ctx))
-    _step(ctx, "cannot set up SSH", lambda: ssh.setup_ssh(ctx))
+    # The drivers first: they start (--no-block) while the SSH keys are being made.
     if ctx.systemd:
         _step(ctx, "cannot reload systemd and udev", lambda: units.reload_and_start(ctx, ups_changed))
+    _step(ctx, "cannot set up SSH", lambda: ssh.setup_ssh(ctx))
     return 0

@@ -14,6 +14,9 @@ from pathlib import Path
 from nutlite.appliance.files import Context, describe_error, make_dir, normalize, read_user_file, write_file
 
 KEY_TYPES = ("ssh-ed25519", "ssh-rsa", "ecdsa-sha2-*", "sk-*")
+# The host keys made at the first boot: every OpenSSH client of the last ten years takes one of them,
+# and both are made in a blink (an RSA key takes seconds on a Pi, and longer under QEMU).
+HOST_KEY_TYPES = ("ed25519", "ecdsa")
 _TYPE = re.compile(r"(?:^|\s)(ssh-ed25519|ssh-rsa|ecdsa-sha2-[a-z0-9-]+|sk-[a-z0-9@.-]+)\s+([A-Za-z0-9+/]+={0,2})(?:\s|$)")
 
 
@@ -72,7 +75,7 @@ def _key_mode(path: Path) -> int:
 
 def host_keys(ctx: Context, wanted: bool) -> None:
     """The host keys: the data partition's into ETC/ssh; when there are none and SSH is on, new ones
-    (ssh-keygen -A), kept on the data partition for the next boot."""
+    (HOST_KEY_TYPES), kept on the data partition for the next boot."""
     saved_dir = ctx.store / "ssh"
     etc_ssh = ctx.paths.etc / "ssh"
     saved = sorted(saved_dir.glob("ssh_host_*_key*")) if saved_dir.is_dir() else []
@@ -89,15 +92,18 @@ def host_keys(ctx: Context, wanted: bool) -> None:
         return
     with tempfile.TemporaryDirectory(prefix="keygen-", dir=_tmp_parent(ctx)) as tmp:
         (Path(tmp) / "etc" / "ssh").mkdir(parents=True)
-        try:
-            r = subprocess.run([keygen, "-A", "-f", tmp], capture_output=True, text=True, timeout=120)
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            ctx.say(f"ssh-keygen -A failed: {exc}")
-            return
+        for kind in HOST_KEY_TYPES:
+            key = Path(tmp) / "etc" / "ssh" / f"ssh_host_{kind}_key"
+            argv = [keygen, "-q", "-t", kind, "-N", "", "-C", "", "-f", str(key)]
+            try:
+                r = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+            except (OSError, subprocess.TimeoutExpired) as exc:
+                ctx.say(f"ssh-keygen -t {kind} failed: {exc}")
+                return
+            if r.returncode != 0:
+                ctx.say(f"ssh-keygen -t {kind} failed: {(r.stderr or r.stdout).strip()[-200:] or f'exit {r.returncode}'}")
+                return
         made = sorted((Path(tmp) / "etc" / "ssh").glob("ssh_host_*_key*"))
-        if r.returncode != 0 or not made:
-            ctx.say(f"ssh-keygen -A failed: {(r.stderr or r.stdout).strip()[-200:] or f'exit {r.returncode}'}")
-            return
         make_dir(etc_ssh, 0o755)
         try:
             make_dir(saved_dir, 0o700)
