@@ -16,11 +16,17 @@ REPO = Path(__file__).resolve().parent.parent
 # figure -> (target, unit, label)
 TARGETS = {
     "total_s": (600, "s", "image build (make image)"),
+    "rootfs_build_s": (None, "s", "  of which mmdebstrap (root filesystem)"),
+    "xz_s": (None, "s", "  of which xz"),
     "image_bytes": (200 * 2**20, "bytes", "compressed image"),
     "rootfs_before_prune_mib": (None, "MiB", "root filesystem before pruning"),
     "rootfs_mib": (None, "MiB", "root filesystem after pruning"),
     "boot_to_upsd_s": (60, "s", "boot to upsd answering (QEMU TCG, first boot)"),
     "stack_pss_mib": (40, "MiB", "driver+upsd+upsmon+exporter proportional set size (in the VM)"),
+    "pss_driver_mib": (None, "MiB", "  driver (nutdrv_qx)"),
+    "pss_upsd_mib": (None, "MiB", "  upsd"),
+    "pss_upsmon_mib": (None, "MiB", "  upsmon (both processes)"),
+    "pss_exporter_mib": (None, "MiB", "  exporter"),
 }
 
 
@@ -46,7 +52,10 @@ def main() -> int:
             continue
         stamp = time.strftime("%Y-%m-%d %H:%M", time.localtime(path.stat().st_mtime))
         print(f"  {path.name} ({stamp}):")
-        for key, value in read(path).items():
+        figures = read(path)
+        order = [k for k in TARGETS if k in figures] + [k for k in figures if k not in TARGETS]
+        for key in order:
+            value = figures[key]
             target, unit, label = TARGETS.get(key, (None, "", key))
             shown = f"{value / 2**20:.0f} MiB" if unit == "bytes" else f"{value:.1f} {unit}".strip()
             goal = ""

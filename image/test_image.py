@@ -257,8 +257,13 @@ def test_first_boot(rig: Rig) -> None:
         "for p in $(pgrep -f '^/usr/bin/python3 -I /usr/bin/nutlite'); do "
         "printf '%s %s\\n' \"$(awk '/^Pss:/{print $2}' /proc/$p/smaps_rollup)\" \"$(tr '\\0' ' ' </proc/$p/cmdline)\"; done"
     ).stdout
-    total = sum(int(line.split()[0]) for line in pss.splitlines() if line.split() and line.split()[0].isdigit())
+    rows = [line.split(maxsplit=1) for line in pss.splitlines() if line.split() and line.split()[0].isdigit()]
+    total = sum(int(kib) for kib, _ in rows)
     rig.figures["stack_pss_mib"] = total / 1024
+    for kib, cmd in rows:  # per daemon (upsmon's two processes together)
+        role = "upsmon" if " upsmon" in cmd else cmd.split("/usr/bin/nutlite ", 1)[-1].split()[0]
+        key = f"pss_{role}_mib"
+        rig.figures[key] = rig.figures.get(key, 0.0) + int(kib) / 1024
     passed(f"the stack's proportional set size: {total / 1024:.1f} MiB\n{pss}")
     rig.ssh.run("echo written >/etc/nutlite-image-test")
     host_key = rig.ssh.known_hosts.read_text()
