@@ -249,8 +249,11 @@ def test_first_boot(rig: Rig) -> None:
     assert kept == pw.group(1)
     passed("upsd.users: the NAS's user and the generated upsmon password (kept on the data partition), "
            "no default login")
-    browse = rig.ssh.run("avahi-browse -rtp _nut._tcp", timeout=60).stdout
-    assert re.search(r"^=;.*;_nut\._tcp;.*;3493;", browse, re.M), browse
+    def browse() -> str:  # (avahi may still be announcing right after the boot)
+        out = rig.ssh.run("avahi-browse -rtp _nut._tcp", timeout=60).stdout
+        return out if re.search(r"^=;.*;_nut\._tcp;.*;3493;", out, re.M) else ""
+
+    wait_for("avahi-browse finds _nut._tcp on port 3493", browse, 90, 5)
     passed("mDNS advertises _nut._tcp on port 3493 (avahi-browse in the VM)")
 
     pss = rig.ssh.run(
