@@ -21,7 +21,11 @@ systemctl --root="$R" enable nut.target nut-driver.target nut-server.service nut
 # Waiting for the network would only delay the boot (nothing here needs network-online.target);
 # apt and e2scrub timers have no use on a read-only root.
 systemctl --root="$R" disable systemd-networkd-wait-online.service >/dev/null 2>&1 || true
-for unit in apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer e2scrub_reap.service fstrim.timer; do
+# Nor do binfmt_misc, the kernel's debug and trace file systems, huge pages or the DRM module
+# (its drivers are pruned below): each costs seconds of the boot on a slow CPU.
+for unit in apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer e2scrub_reap.service fstrim.timer \
+    systemd-binfmt.service proc-sys-fs-binfmt_misc.automount proc-sys-fs-binfmt_misc.mount \
+    sys-kernel-debug.mount sys-kernel-tracing.mount dev-hugepages.mount modprobe@drm.service; do
     systemctl --root="$R" mask "$unit" >/dev/null 2>&1 || true
 done
 
