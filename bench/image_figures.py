@@ -7,7 +7,6 @@ what build/nutlite-<version>-arm64.build-figures (written by image/build.py) and
 
 from __future__ import annotations
 
-import re
 import sys
 import time
 from pathlib import Path
@@ -42,8 +41,10 @@ def read(path: Path) -> dict[str, float]:
 
 
 def main() -> int:
-    ver = re.search(r'^version\s*=\s*"([^"]+)"', (REPO / "pyproject.toml").read_text(), re.M)
-    name = f"nutlite-{ver.group(1) if ver else '0'}-arm64"
+    sys.path.insert(0, str(REPO / "image"))
+    from build import image_name
+
+    name = image_name()
     print("SD-card image (figures of the last make image / make image-test; targets from docs/image.md)")
     for suffix in ("build-figures", "test-figures"):
         path = REPO / "build" / f"{name}.{suffix}"

@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -82,11 +81,16 @@ def run(cmd: list[str], **kw: object) -> subprocess.CompletedProcess[str]:
 
 
 def version() -> str:
-    text = (REPO / "pyproject.toml").read_text()
-    m = re.search(r'^version\s*=\s*"([^"]+)"', text, re.M)
-    if not m:
-        fail("no version in pyproject.toml")
-    return m.group(1) if m else ""
+    """The package's version (nutlite/__init__.py, as packaging/build_deb.py names the .deb)."""
+    sys.path.insert(0, str(REPO))
+    from nutlite import __version__
+
+    return __version__
+
+
+def image_name() -> str:
+    """build/<this>.img.xz, .manifest, .build-figures, .test-figures"""
+    return f"nutlite-{version()}-arm64"
 
 
 def host_tools() -> None:
@@ -231,20 +235,6 @@ image {img.name} {{
          "--inputpath", str(tmp), "--rootpath", str(root)], stdout=subprocess.DEVNULL)
 
 
-def partition_offsets(img: Path) -> list[int]:
-    """Byte offsets of the partitions of an MBR image (read from its table)."""
-    with open(img, "rb") as fh:
-        mbr = fh.read(512)
-    if mbr[510:512] != b"\x55\xaa":
-        fail(f"{img}: no MBR partition table")
-    out = []
-    for i in range(4):
-        entry = mbr[446 + 16 * i: 462 + 16 * i]
-        if entry[4]:
-            out.append(int.from_bytes(entry[8:12], "little") * 512)
-    return out
-
-
 def unmount_below(path: Path) -> None:
     """Unmount what a failed mmdebstrap run left mounted in the work folder (deepest first)."""
     prefix = str(path) + "/"
@@ -281,8 +271,7 @@ def main(argv: list[str] | None = None) -> int:
         unmount_below(work)
         shutil.rmtree(work)
     work.mkdir(parents=True)
-    ver = version()
-    name = f"nutlite-{ver}-arm64"
+    name = image_name()
     img = out / f"{name}.img"
     sizes: dict[str, float] = {}
 

@@ -46,6 +46,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from vm import Disk, Ssh, Vm, free_port  # noqa: E402
 
+from build import image_name  # noqa: E402
 from nutlite.sim.q1 import PtyQ1, Q1Ups  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
@@ -82,12 +83,6 @@ POWEROFF_WAIT={POWEROFF_WAIT}
 BOOTGUARD_MIN_CHARGE=30
 BOOTGUARD_TIMEOUT=120
 """
-
-
-def version() -> str:
-    m = re.search(r'^version\s*=\s*"([^"]+)"', (REPO / "pyproject.toml").read_text(), re.M)
-    assert m
-    return m.group(1)
 
 
 def passed(what: str, t0: float | None = None) -> None:
@@ -162,7 +157,7 @@ def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
                       (UPSMON, "nut-client"), ("ssh", "openssh-client"), ("xz", "xz-utils")):
         if not shutil.which(tool):
             pytest.fail(f"{tool} is missing (apt-get install {pkg}; make image-test installs it as root)")
-    name = f"nutlite-{version()}-arm64"
+    name = image_name()
     xz = BUILD / f"{name}.img.xz"
     if not xz.exists() and not os.environ.get(RAW_IMAGE_ENV):
         pytest.fail(f"{xz} is missing: run make image first")
