@@ -8,7 +8,6 @@ import contextlib
 import errno
 import grp
 import logging
-import logging.handlers
 import os
 import pwd
 import signal
@@ -85,8 +84,10 @@ def setup_logging(prog: str, debug: int = 0, foreground: bool = True) -> None:
         handler: logging.Handler = logging.StreamHandler(sys.stderr)
         fmt = f"{prog}[%(process)d]: %(message)s" if not debug else f"%(relativeCreated)9.0f {prog}: %(message)s"
     else:
+        from logging.handlers import SysLogHandler  # here: it pulls in pickle, socket and queue
+
         try:
-            handler = logging.handlers.SysLogHandler(address="/dev/log")
+            handler = SysLogHandler(address="/dev/log")
         except OSError:
             handler = logging.StreamHandler(sys.stderr)
         fmt = f"{prog}[%(process)d]: %(message)s"

@@ -589,6 +589,8 @@ def test_unprivileged_child_privileged_parent(make_env, upsmons, tmp_path: Path)
             uids = [int(x) for x in Path(f"/proc/{child}/status").read_text().split("Uid:")[1].split()[:4]]
             assert uids == [nobody.pw_uid] * 4
             assert mon.proc is not None and os.stat(f"/proc/{mon.proc.pid}").st_uid == 0
+            # the root parent is the small standalone one, not a copy of the monitoring process
+            assert "nutlite/upsmon/parent.py" in Path(f"/proc/{mon.proc.pid}/cmdline").read_text()
             set_status(env, "ups", "OB LB")
             mon.wait_shutdown()
             assert mon.shutdown_file.read_text().split()[1] == "0"  # SHUTDOWNCMD ran as root
@@ -780,3 +782,13 @@ def test_parse_shutdownexit() -> None:
     assert parse_shutdownexit("5") == 5
     assert parse_shutdownexit("0") == 0
     assert parse_shutdownexit("bogus") == 0
+
+
+def test_parent_started_by_hand_says_how_it_is_meant_to_run() -> None:
+    """The standalone parent refuses a command line upsmon would not give it, in one line."""
+    from nutlite.upsmon import parent
+
+    for args in ([], ["--fd", "x", "--child", "1"], ["--bogus"]):
+        r = subprocess.run([sys.executable, "-I", "-S", parent.__file__, *args], capture_output=True, text=True, timeout=30)
+        assert r.returncode == 2
+        assert r.stderr.startswith("upsmon parent: ") and "Traceback" not in r.stderr

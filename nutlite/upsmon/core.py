@@ -48,10 +48,12 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING, Union
 
+from nutlite.upsmon.parent import MAGIC as MAGIC  # what POWERDOWNFLAG holds
+
 if TYPE_CHECKING:
     from nutlite.config import Monitor, UpsmonConf
 
-MAGIC = "upsmon-shutdown-file"  # what POWERDOWNFLAG holds (no newline, as NUT writes it)
+
 SYNC_INTERVAL = 0.25  # seconds between GET NUMLOGINS rounds while waiting for secondaries
 
 # status token -> (event when it appears, event when it goes away)
@@ -480,3 +482,8 @@ def seconds_until(deadline: float | None, now: float) -> float:
     if deadline is None:
         return math.inf
     return max(0.0, deadline - now)
+
+
+def specs_of(conf: UpsmonConf) -> list[MonitorSpec]:
+    """One :class:`MonitorSpec` per MONITOR line of ``conf``."""
+    return [MonitorSpec.from_monitor(m) for m in conf.monitors]

@@ -3,20 +3,16 @@ the unprivileged monitoring process (see :mod:`nutlite.upsmon.main` for the proc
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import math
 import os
-import signal
-import subprocess
 
-from nutlite.daemon import account_name, path_error, write_synced
-from nutlite.upsmon.core import MAGIC
+from nutlite.daemon import account_name, path_error
+from nutlite.upsmon import parent
+from nutlite.upsmon.parent import MAGIC, SHUTDOWN_BYTE
 
 log = logging.getLogger("nutlite.upsmon")
 
-SHUTDOWN_BYTE = b"\x01"
 
 
 def flag_is_set(path: str | os.PathLike[str]) -> bool:
@@ -40,7 +36,7 @@ def write_powerdownflag(path: str | None) -> bool:
     if not path:
         return True
     try:
-        write_synced(path, MAGIC.encode())
+        parent.write_flag(path)
     except OSError as exc:
         log.error("%s", path_error(path, exc, flag_advice(path), what="cannot write POWERDOWNFLAG"))
         return False
@@ -78,20 +74,13 @@ def clear_stale_flag(path: str | None) -> str | None:
     return None
 
 
+def _say(level: str, text: str) -> None:
+    log.log({"info": logging.INFO, "critical": logging.CRITICAL}.get(level, logging.ERROR), "%s", text)
+
+
 def run_shutdowncmd(command: str | None) -> int:
     """Run SHUTDOWNCMD through the shell (as NUT does) and wait for it; return its status."""
-    if not command:
-        log.error("no SHUTDOWNCMD in upsmon.conf: this system cannot be shut down")
-        return 1
-    log.critical("running SHUTDOWNCMD: %s", command)
-    try:
-        rc = subprocess.run(["/bin/sh", "-c", command], stdin=subprocess.DEVNULL, check=False).returncode
-    except OSError as exc:
-        log.error("cannot run SHUTDOWNCMD %r: %s", command, exc)
-        return 1
-    if rc != 0:
-        log.error("SHUTDOWNCMD %r exited with status %d", command, rc)
-    return rc
+    return parent.shutdown_command(command, _say)
 
 
 def parse_shutdownexit(value: str) -> float:
@@ -122,6 +111,8 @@ class LocalShutdown:
     async def __call__(self) -> bool:
         if os.geteuid() != 0:
             log.warning("not running as root: the shutdown command may fail")
+        import asyncio
+
         write_powerdownflag(self.powerdownflag)
         rc = await asyncio.to_thread(run_shutdowncmd, self.shutdowncmd)
         return rc == 0
@@ -152,44 +143,5 @@ class PipeHandoff:
 
 
 def run_parent(rfd: int, child: int, shutdowncmd: str | None, powerdownflag: str | None) -> int:
-    """The privileged parent: wait for the child's shutdown byte; exit when the child exits."""
-    def forward(signum: int, _frame: object) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(child, signum)
-
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1):
-        signal.signal(sig, forward)
-    signal.signal(signal.SIGUSR2, signal.SIG_IGN)
-    done = False
-    while True:
-        try:
-            data = os.read(rfd, 1)
-        except OSError as exc:
-            log.error("parent: reading the pipe from the monitoring process failed: %s", exc)
-            break
-        if not data:
-            break
-        if data == SHUTDOWN_BYTE and not done:
-            done = True
-            write_powerdownflag(powerdownflag)
-            run_shutdowncmd(shutdowncmd)
-        elif data != SHUTDOWN_BYTE:
-            log.error("parent: unexpected byte %r from the monitoring process ignored", data)
-    os.close(rfd)
-    while True:
-        try:
-            _, status = os.waitpid(child, 0)
-            break
-        except ChildProcessError:
-            status = 0
-            break
-        except InterruptedError:  # pragma: no cover - PEP 475 retries
-            continue
-    code = os.waitstatus_to_exitcode(status)
-    if done:
-        return 0
-    if code != 0:
-        log.error("parent: the monitoring process exited with %s",
-                  f"status {code}" if code > 0 else f"signal {-code}")
-        return code if code > 0 else 1
-    return 0
+    """The privileged parent in this process (when it cannot become :mod:`nutlite.upsmon.parent`)."""
+    return parent.serve(rfd, child, shutdowncmd, powerdownflag, _say, write=write_powerdownflag)
