@@ -24,13 +24,13 @@ $(STAMP): pyproject.toml
 
 deps: $(STAMP) ## create .venv and install nutlite with its test dependencies
 
-nut-deps: ## as root: apt-get install Debian's NUT (nut-server nut-client nut-scanner python3-nut), prometheus, libusb, gcc and make (modem-line and USB test doubles) for interop tests, mmdebstrap, dpkg-dev and lintian for the package test
+nut-deps: ## as root: apt-get install Debian's NUT (nut-server nut-client nut-scanner nut-snmp python3-nut), prometheus, libusb, gcc and make (modem-line and USB test doubles) for interop tests, mmdebstrap, dpkg-dev and lintian for the package test
 ifeq ($(ROOT_APT),yes)
 	@if [ ! -x /lib/nut/upsd ] || [ ! -x /bin/upsc ] || [ ! -f /usr/lib/python3/dist-packages/PyNUT.py ] \
 	    || [ ! -x /usr/bin/prometheus ] || [ ! -x /usr/bin/promtool ] || ! command -v gcc >/dev/null \
 	    || ! command -v make >/dev/null || ! ldconfig -p | grep -q 'libusb-1.0.so.0 ' \
-	    || [ ! -x /usr/bin/nut-scanner ] || ! command -v mmdebstrap >/dev/null || ! command -v dpkg-deb >/dev/null || ! command -v lintian >/dev/null; then \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nut-server nut-client nut-scanner python3-nut openssl prometheus gcc libc6-dev make libusb-1.0-0 mmdebstrap dpkg-dev lintian; fi
+	    || [ ! -x /usr/bin/nut-scanner ] || [ ! -x /lib/nut/snmp-ups ] || ! command -v mmdebstrap >/dev/null || ! command -v dpkg-deb >/dev/null || ! command -v lintian >/dev/null; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nut-server nut-client nut-scanner nut-snmp python3-nut openssl prometheus gcc libc6-dev make libusb-1.0-0 mmdebstrap dpkg-dev lintian; fi
 else
 	@echo "not root: interop tests against Debian's NUT run only if it is already installed"
 endif
