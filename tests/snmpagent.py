@@ -337,43 +337,41 @@ class SnmpAgent:
             return None
         return found
 
+    def _get_varbind(self, proto: object, oid: Oid, v1: bool) -> tuple | None:
+        """The answer to GET ``oid``: None for v1's noSuchName, noSuchInstance for v2c."""
+        found = self._lookup(oid, v1)
+        if found is None:
+            return None if v1 else (oid, proto.NoSuchInstance(""))
+        return oid, _encode_value(proto, found)
+
+    def _next_varbind(self, proto: object, oid: Oid, v1: bool) -> tuple | None:
+        """The varbind after ``oid``: None for v1's noSuchName, endOfMibView for v2c."""
+        nxt = self._next(oid, v1)
+        if nxt is None:
+            return None if v1 else (oid, proto.EndOfMibView(""))
+        return nxt[0], _encode_value(proto, nxt[1])
+
     def _answer(self, proto: object, pdu: str, req: object, vbs: list, v1: bool) -> tuple[int, int, list]:
         if self.generr_multi and len(vbs) > 1:
             return GEN_ERR, 1, []
         out: list = []
-        if pdu == "GET":
+        if pdu in ("GET", "GETNEXT"):
+            one = self._get_varbind if pdu == "GET" else self._next_varbind
             for i, (oid, _) in enumerate(vbs, 1):
-                found = self._lookup(oid, v1)
-                if found is None:
-                    if v1:
-                        return NO_SUCH_NAME, i, []
-                    out.append((oid, proto.NoSuchInstance("")))
-                else:
-                    out.append((oid, _encode_value(proto, found)))
-        elif pdu == "GETNEXT":
-            for i, (oid, _) in enumerate(vbs, 1):
-                nxt = self._next(oid, v1)
-                if nxt is None:
-                    if v1:
-                        return NO_SUCH_NAME, i, []
-                    out.append((oid, proto.EndOfMibView("")))
-                else:
-                    out.append((nxt[0], _encode_value(proto, nxt[1])))
+                vb = one(proto, oid, v1)
+                if vb is None:
+                    return NO_SUCH_NAME, i, []
+                out.append(vb)
         elif pdu == "GETBULK":
             non_rep = max(0, int(proto.apiBulkPDU.get_non_repeaters(req)))
             reps = max(0, int(proto.apiBulkPDU.get_max_repetitions(req)))
-            for oid, _ in vbs[:non_rep]:
-                nxt = self._next(oid, False)
-                out.append((nxt[0], _encode_value(proto, nxt[1])) if nxt else (oid, proto.EndOfMibView("")))
+            out.extend(self._next_varbind(proto, oid, False) for oid, _ in vbs[:non_rep])
             cursors = [oid for oid, _ in vbs[non_rep:]]
             for _ in range(reps if cursors else 0):
                 for j, oid in enumerate(cursors):
-                    nxt = self._next(oid, False)
-                    if nxt is None:
-                        out.append((oid, proto.EndOfMibView("")))
-                    else:
-                        cursors[j] = nxt[0]
-                        out.append((nxt[0], _encode_value(proto, nxt[1])))
+                    vb = self._next_varbind(proto, oid, False)
+                    cursors[j] = vb[0]  # at the end of the MIB the cursor stays where it is
+                    out.append(vb)
                 if self.max_varbinds is not None and len(out) > self.max_varbinds:
                     out = out[: self.max_varbinds]  # GETBULK is truncated rather than refused
                     break
