@@ -16,8 +16,10 @@ printf '127.0.0.1\tlocalhost\n127.0.1.1\tnutlite\n::1\tlocalhost ip6-localhost i
 
 # The services of the appliance.
 systemctl --root="$R" enable nut.target nut-driver.target nut-server.service nut-monitor.service \
-    nutlite-exporter.service nutlite-boot-guard.service nutlite-powerfail-marker.service \
+    nutlite-boot-guard.service nutlite-powerfail-marker.service \
     nutlite-appliance.service systemd-networkd.service ssh.service avahi-daemon.service >/dev/null 2>&1
+# The exporter runs inside upsd (nut-server.service.d/nutlite-image.conf): its own unit never starts.
+systemctl --root="$R" mask nutlite-exporter.service >/dev/null 2>&1
 # Waiting for the network would only delay the boot (nothing here needs network-online.target);
 # apt and e2scrub timers have no use on a read-only root.
 systemctl --root="$R" disable systemd-networkd-wait-online.service >/dev/null 2>&1 || true

@@ -205,7 +205,7 @@ def _drop_stdout() -> None:
 
 
 # The long-running daemons that start without ssl (nutlite.lazyssl: it is imported when TLS is set up).
-SSL_LAZY = frozenset({"upsd", "upsmon", "driver"})
+SSL_LAZY = frozenset({"upsd", "upsmon", "driver", "exporter"})
 
 
 def main(argv: list[str] | None = None) -> int:

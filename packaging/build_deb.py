@@ -41,7 +41,7 @@ DOCS = ("README.md", "docs/design.md", "docs/shutdown.md", "docs/exporter.md", "
 CONFFILES = ("/etc/default/nutlite-exporter",)
 # Debian bookworm's versions serve (docs/packaging.md says why each one is enough).
 DEPENDS = ("python3 (>= 3.11~)", "python3-serial (>= 3.5)", "python3-usb (>= 1.2)",
-           "python3-prometheus-client (>= 0.16)", "python3-yaml (>= 5.4)", "python3-bcrypt (>= 3.2)",
+           "python3-yaml (>= 5.4)", "python3-bcrypt (>= 3.2)",
            "python3-sdnotify (>= 0.3)", "systemd | systemd-standalone-sysusers | systemd-sysusers",
            "systemd | systemd-standalone-tmpfiles | systemd-tmpfiles")
 # Same unit names, commands at the same paths, the same shutdown hook: never both installed.

@@ -227,6 +227,7 @@ class NutEnv:
         upsd_conf_extra: str = "",
         files: dict[str, str | bytes | Path] | None = None,
         ups_conf_global: str = "",
+        upsd_args: Sequence[str] = (),
     ) -> None:
         for flavour in (driver_flavour, upsd_flavour):
             if flavour not in FLAVOURS:
@@ -242,6 +243,7 @@ class NutEnv:
         self.maxage = maxage
         self.upsd_conf_extra = upsd_conf_extra
         self.ups_conf_global = ups_conf_global
+        self.upsd_args = list(upsd_args)
         self.files = dict(files or {})
         self.port = free_port()
         self._drivers: dict[str, _Proc] = {}
@@ -309,7 +311,7 @@ class NutEnv:
     def upsd_argv(self) -> list[str]:
         if self.upsd_flavour == "debian":
             return [str(REAL_UPSD), "-F", *self._user_args()]
-        return [sys.executable, "-m", "nutlite", "upsd", "-F", *self._user_args()]
+        return [sys.executable, "-m", "nutlite", "upsd", "-F", *self._user_args(), *self.upsd_args]
 
     def _spawn(self, proc: _Proc, extra_env: dict[str, str] | None = None) -> None:
         log = open(proc.log, "ab")  # noqa: SIM115 - handed to the child

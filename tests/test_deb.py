@@ -125,9 +125,10 @@ def test_control_fields_and_conffiles(deb: Path, tmp_path: Path) -> None:
     assert fields["Version"] == VERSION
     assert fields["Architecture"] == "all"
     depends = [d.strip() for d in fields["Depends"].split(",")]
-    for lib in ("python3-serial", "python3-usb", "python3-prometheus-client", "python3-yaml", "python3-bcrypt",
-                "python3-sdnotify"):
+    for lib in ("python3-serial", "python3-usb", "python3-yaml", "python3-bcrypt", "python3-sdnotify"):
         assert any(d.startswith(lib + " ") or d == lib for d in depends), lib
+    # The exporter renders the text format and serves HTTP itself (nutlite.exporter.exposition, httpd).
+    assert not any(d.startswith("python3-prometheus-client") for d in depends)
     assert "python3 (>= 3.11~)" in depends
     for other in ("nut-server", "nut-client"):
         assert other in fields["Conflicts"].split(", ")
@@ -224,7 +225,7 @@ def test_install_run_purge_in_fresh_bookworm(deb: Path, root_tarball: Path, tmp_
         assert "usage: dummy-ups" in first[2]
         assert "usage: upsmon" in first[3]
         assert "Traceback" not in proc.stdout + proc.stderr
-        proc = inroot(root, "python3 -c 'import serial, usb.core, prometheus_client, yaml, bcrypt, sdnotify;"
+        proc = inroot(root, "python3 -c 'import serial, usb.core, yaml, bcrypt, sdnotify;"
                             " import nutlite; print(nutlite.__file__)'")
         assert proc.stdout.strip() == "/usr/lib/python3/dist-packages/nutlite/__init__.py", proc.stderr
         # postinst: the nut account (in dialout), /run/nut, bytecode.
@@ -240,7 +241,7 @@ def test_install_run_purge_in_fresh_bookworm(deb: Path, root_tarball: Path, tmp_
         assert proc.returncode == 0, proc.stderr
         assert proc.stdout.split() == ["nut-driver@my\\x2dups.service", "nut-driver@ups1.service"]
 
-        # The exporter (prometheus_client 0.16 from bookworm) serves metrics; no upsd: up 0.
+        # The exporter serves metrics with Debian's python3 alone; no upsd: up 0.
         port = free_port()
         exporter = subprocess.Popen(["chroot", str(root), "nutlite", "exporter", "--listen", f"127.0.0.1:{port}",
                                      "--server", "127.0.0.1:1"], stdout=subprocess.PIPE,

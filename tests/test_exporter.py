@@ -39,7 +39,7 @@ from nutlite.exporter.collector import (
     load_credentials,
     render,
 )
-from nutlite.exporter.main import Exporter, _Server, make_handler, parse_listen
+from nutlite.exporter.main import Exporter, make_server, parse_listen
 from nutlite.exporter.targets import AllowList
 from nutlite.exporter.web import WebConfigError, load_web_config
 
@@ -289,7 +289,7 @@ def test_web_config_errors(tmp_path: Path) -> None:
 @contextlib.contextmanager
 def serve(exporter: Exporter) -> Iterator[str]:
     """Run the exporter's HTTP server on a free loopback port; yields its base URL."""
-    server = _Server(("127.0.0.1", 0), make_handler(exporter), exporter.web)
+    server = make_server(("127.0.0.1", 0), exporter)
     t = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     t.start()
     scheme = "https" if exporter.web.tls else "http"
@@ -615,6 +615,58 @@ def test_command_line(tmp_path: Path, nutlite_env: NutEnv) -> None:
     bad = subprocess.run([*argv[:4], "--credentials-file", str(tmp_path / "missing")], env=env,
                          capture_output=True, timeout=30)
     assert bad.returncode == 2 and b"missing" in bad.stderr
+
+
+def test_exporter_inside_upsd(nut_env_factory: EnvFactory) -> None:
+    """``upsd --with-exporter``: one process serves NUT clients and /metrics, scraping itself over TCP."""
+    http = free_port()
+    env = nut_env_factory([dummy_ups(desc="Test UPS")], files={"conformance.dev": DATA_DIR / "conformance.dev"},
+                          upsd_args=[f"--with-exporter=--listen 127.0.0.1:{http} --names native"])
+    # No --server: the exporter scrapes the upsd it runs in, at its LISTEN address.
+    deadline = time.monotonic() + 15
+    while True:
+        status, body = get(f"http://127.0.0.1:{http}/metrics", timeout=5)
+        s = parse(body)
+        if s.get(("nut_up", frozenset({("ups", "dummy")}))) == 1.0 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert status == 200 and value(s, "nut_battery_runtime_seconds", ups="dummy") == 1800.0
+    assert value(s, "nut_ups_status", ups="dummy", status="OL") == 1.0
+    upsc = subprocess.run([sys.executable, "-m", "nutlite", "upsc", f"dummy@127.0.0.1:{env.port}", "battery.charge"],
+                          env=env.environ(), capture_output=True, text=True, timeout=30)
+    assert upsc.stdout == "87\n"
+    pid = env.upsd_pid
+    assert {p for p in os.listdir("/proc") if p.isdigit() and _listens_on(p, http)} == {str(pid)}
+    t0 = time.monotonic()
+    env.stop_upsd()
+    assert time.monotonic() - t0 < 5
+
+
+def _listens_on(pid: str, port: int) -> bool:
+    """Whether process ``pid`` holds a socket listening on TCP ``port`` (from /proc, no tools)."""
+    try:
+        inodes = {os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")}
+    except OSError:
+        return False
+    with open("/proc/net/tcp") as f:
+        rows = [line.split() for line in f.readlines()[1:]]
+    return any(r[1].endswith(f":{port:04X}") and r[3] == "0A" and f"socket:[{r[9]}]" in inodes for r in rows)
+
+
+@pytest.mark.parametrize(("args", "words"), [
+    ("--listen nonsense:x", "fatal: exporter: bad --listen"),
+    ("--credentials-file /nonexistent/creds", "fatal: exporter: "),
+    ("-u nobody", "-u and -D are the host daemon's own options"),
+    ("--bogus", "unrecognized arguments: --bogus"),
+    ("'unclosed", "--with-exporter"),
+])
+def test_exporter_inside_upsd_refuses_bad_options(nut_env_factory: EnvFactory, args: str, words: str) -> None:
+    env = nut_env_factory([dummy_ups()], start=False, files={"conformance.dev": DATA_DIR / "conformance.dev"})
+    env.write_configs()
+    out = subprocess.run([sys.executable, "-m", "nutlite", "upsd", "-F", *STAY_ROOT, f"--with-exporter={args}"],
+                         env=env.environ(), capture_output=True, text=True, timeout=30)
+    assert out.returncode == 2, out
+    assert words in out.stderr and "Traceback" not in out.stderr
 
 
 def test_shipped_files_exist() -> None:

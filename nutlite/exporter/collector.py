@@ -7,7 +7,7 @@ that no table knows costs one ``GET TYPE``, once per exporter run (:class:`TypeC
 
 :func:`scrape` does the I/O (blocking sockets, a thread per server, with a per-request timeout and an
 overall deadline; no asyncio, which would cost the exporter 2 MB of memory for nothing);
-:func:`build_families` is pure: results in, ``prometheus_client`` metric families out.
+:func:`build_families` is pure: results in, metric families (:mod:`nutlite.exporter.exposition`) out.
 """
 
 from __future__ import annotations
@@ -15,18 +15,15 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from nutlite.client import AddressError, NutClient, NutClientError, NutError
 from nutlite.exporter import naming
+from nutlite.exporter.exposition import Family, render
 from nutlite.exporter.targets import Target, parse_target
 from nutlite.parseconf import parse_text
-
-if TYPE_CHECKING:
-    from prometheus_client.core import Metric
 
 log = logging.getLogger("nutlite.exporter")
 
@@ -297,32 +294,25 @@ def scrape(
 class _Families:
     """Metric families by name; the first kind registered for a name wins (no duplicate families).
 
-    Samples are kept as (labels, value) pairs and turned into ``prometheus_client`` metrics one family
-    at a time (:meth:`metrics`), so that a scrape of many UPSes never holds them all as objects.
+    Samples are kept as (labels, value) pairs, one :class:`Family` per name.
     """
 
     def __init__(self) -> None:
-        self.by_name: dict[str, tuple[str, list[tuple[dict[str, str], float]]]] = {}
+        self.by_name: dict[str, Family] = {}
         self.owner: dict[str, str] = {}  # family name -> NUT variable (or "" for fixed series)
 
     def add(self, name: str, doc: str, labels: dict[str, str], value: float, owner: str = "") -> None:
         fam = self.by_name.get(name)
         if fam is None:
-            fam = self.by_name[name] = (doc, [])
+            fam = self.by_name[name] = Family(name, doc)
             self.owner[name] = owner
         elif self.owner[name] != owner:
             log.debug("series %s of %s clashes with %s; skipped", name, owner, self.owner[name])
             return
-        fam[1].append((labels, value))
+        fam.add(labels, value)
 
-    def metrics(self) -> Iterator[Metric]:
-        from prometheus_client.core import Metric
-
-        for name, (doc, samples) in self.by_name.items():
-            fam = Metric(name, doc, "gauge")
-            for labels, value in samples:
-                fam.add_sample(name, labels, value)
-            yield fam
+    def metrics(self) -> list[Family]:
+        return list(self.by_name.values())
 
 
 def build_families(
@@ -330,9 +320,9 @@ def build_families(
     options: Options,
     server_label: bool = False,
     version: str = "",
-) -> list[Metric]:
+) -> list[Family]:
     """The metric families for scrape ``results``."""
-    return list(_build(results, options, server_label, version).metrics())
+    return _build(results, options, server_label, version).metrics()
 
 
 def render_results(
@@ -341,8 +331,7 @@ def render_results(
     server_label: bool = False,
     version: str = "",
 ) -> bytes:
-    """The Prometheus text for scrape ``results`` (what :func:`render` of :func:`build_families` gives,
-    made one family at a time)."""
+    """The Prometheus text for scrape ``results``."""
     return render(_build(results, options, server_label, version).metrics())
 
 
@@ -438,21 +427,3 @@ def _stateset(
         known.append(current)
     for state in known:
         fams.add(name, doc, {**labels, "state": state}, 1 if state.lower() == current.lower() else 0, var)
-
-
-def render(families: Iterable[Metric]) -> bytes:
-    """Prometheus text format (0.0.4) for ``families``, rendered family by family."""
-    from prometheus_client.exposition import generate_latest
-
-    class _One:
-        metric: Metric
-
-        def collect(self) -> Iterable[Metric]:
-            return (self.metric,)
-
-    one = _One()
-    chunks = []
-    for fam in families:
-        one.metric = fam
-        chunks.append(generate_latest(one))  # type: ignore[arg-type]
-    return b"".join(chunks)

@@ -13,7 +13,7 @@ import logging
 import threading
 from pathlib import Path
 
-from prometheus_client.core import Metric
+from nutlite.exporter.exposition import Family, render
 
 log = logging.getLogger("nutlite.exporter")
 
@@ -72,9 +72,4 @@ class ConfigStatus:
         samples = self.samples()
         if not samples:
             return b""
-        from nutlite.exporter.collector import render
-
-        fam = Metric(METRIC, HELP, "gauge")
-        for labels, value in samples:
-            fam.add_sample(METRIC, labels, value)
-        return render([fam])
+        return render([Family(METRIC, HELP, samples=samples)])

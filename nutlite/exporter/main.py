@@ -18,24 +18,19 @@ basic auth for HTTP come from ``--web-config-file``.
 from __future__ import annotations
 
 import argparse
-import html
 import logging
 import signal
-import socket
 import sys
 import threading
 import time
-from collections.abc import Sequence
-from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable, Sequence
 from urllib.parse import parse_qs, urlsplit
 
 from nutlite import __version__
 from nutlite.client import AddressError, split_hostport
 from nutlite.daemon import Notifier, drop_privileges, resolve_user, setup_logging, trim_memory, tune_malloc
-from nutlite.exporter import configstatus, naming
+from nutlite.exporter import configstatus, httpd, naming
 from nutlite.exporter.collector import (
-    CredentialsError,
     KnownUpses,
     Options,
     Target,
@@ -44,8 +39,8 @@ from nutlite.exporter.collector import (
     render_results,
     scrape,
 )
-from nutlite.exporter.targets import AllowList, TargetPatternError, parse_target
-from nutlite.exporter.web import WebConfig, WebConfigError, load_web_config
+from nutlite.exporter.targets import AllowList, parse_target
+from nutlite.exporter.web import WebConfig, load_web_config
 from nutlite.tools.common import help_parser
 
 log = logging.getLogger("nutlite.exporter")
@@ -122,140 +117,112 @@ def default_allow_list(servers: Sequence[Target], options: Options, patterns: Se
     return AllowList.parse(known, patterns)
 
 
-def make_handler(exporter: Exporter) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        server_version = f"nutlite-exporter/{__version__}"
-        protocol_version = "HTTP/1.1"
+def make_app(exporter: Exporter) -> httpd.App:
+    """The exporter's answer to each HTTP request."""
 
-        def setup(self) -> None:
-            self.request.settimeout(30)
-            if hasattr(self.request, "do_handshake"):  # TLS: handshake here, in the request's thread
-                self.request.do_handshake()
-            super().setup()
+    def answer(req: httpd.Request) -> httpd.Response:
+        if not exporter.web.check_auth(req.header("Authorization")):
+            return httpd.Response(401, b"Unauthorized\n",
+                                  headers={"WWW-Authenticate": 'Basic realm="nutlite exporter"'})
+        url = urlsplit(req.target)
+        query = parse_qs(url.query)
+        try:
+            if url.path == "/metrics":
+                return _metrics(req, exporter.targets, query, own_page=True)
+            if url.path == "/probe":
+                targets = query.get("target")
+                if not targets or not targets[0]:
+                    raise ValueError("the 'target' parameter is missing (target=host[:port])")
+                target = parse_target(targets[0])
+                exporter.check_allowed([target])
+                return _metrics(req, [target], query)
+            if url.path == "/ups_metrics":
+                return _ups_metrics(req, query)
+            if url.path == "/-/healthy":
+                return httpd.Response(200, b"OK\n")
+            if url.path == "/":
+                return _index()
+            return httpd.Response(404, b"Not found\n")
+        except Refused as exc:
+            return _refuse(req, url.path, exc.target)
+        except (ValueError, AddressError) as exc:
+            return httpd.Response(400, f"{getattr(exc, 'message', exc)}\n".encode())
+        except Exception:  # nothing may take the exporter down
+            log.exception("error answering %s", url.path)
+            return httpd.Response(500, b"internal error\n")
 
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib signature
-            log.debug("%s %s", self.address_string(), format % args)
+    def _refuse(req: httpd.Request, path: str, target: Target) -> httpd.Response:
+        log.warning("refused %s target %s asked by %s: not a configured server nor allowed by "
+                    "--allow-target", path, target, req.client)
+        body = (f"target {target} refused: this exporter scrapes only its --server targets, the "
+                f"servers of its credentials file and what --allow-target allows; start it with "
+                f"--allow-target {target} (or a network such as 10.0.0.0/24, or '*') to allow it\n")
+        return httpd.Response(403, body.encode())
 
-        def _send(self, status: int, body: bytes, ctype: str = "text/plain; charset=utf-8",
-                  headers: dict[str, str] | None = None) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", ctype)
-            self.send_header("Content-Length", str(len(body)))
-            for k, v in (headers or {}).items():
-                self.send_header(k, v)
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(body)
+    def _deadline(req: httpd.Request) -> float | None:
+        # Prometheus tells how long it will wait; answer a little before that.
+        header = req.header("X-Prometheus-Scrape-Timeout-Seconds")
+        try:
+            return max(0.2, float(header) - 0.5) if header else None
+        except ValueError:
+            return None
 
-        def do_HEAD(self) -> None:  # noqa: N802 - stdlib naming
-            self.do_GET()
+    def _options(query: dict[str, list[str]]) -> Options:
+        if "username" in query or "password" in query:
+            raise ValueError("NUT credentials are not taken from URLs; use --credentials-file")
+        opts = Options(**{**exporter.options.__dict__})
+        variables = _split_list(query.get("variables"))
+        if variables:
+            opts.include = variables
+        statuses = _split_list(query.get("statuses"))
+        if statuses:
+            opts.statuses = [s.upper() for s in statuses]
+        return opts
 
-        def do_GET(self) -> None:  # noqa: N802 - stdlib naming
-            if not exporter.web.check_auth(self.headers.get("Authorization")):
-                self._send(HTTPStatus.UNAUTHORIZED, b"Unauthorized\n",
-                           headers={"WWW-Authenticate": 'Basic realm="nutlite exporter"'})
-                return
-            url = urlsplit(self.path)
-            query = parse_qs(url.query)
-            try:
-                if url.path == "/metrics":
-                    self._metrics(exporter.targets, query, own_page=True)
-                elif url.path == "/probe":
-                    targets = query.get("target")
-                    if not targets or not targets[0]:
-                        raise ValueError("the 'target' parameter is missing (target=host[:port])")
-                    target = parse_target(targets[0])
-                    exporter.check_allowed([target])
-                    self._metrics([target], query)
-                elif url.path == "/ups_metrics":
-                    self._ups_metrics(query)
-                elif url.path == "/-/healthy":
-                    self._send(HTTPStatus.OK, b"OK\n")
-                elif url.path == "/":
-                    self._index()
-                else:
-                    self._send(HTTPStatus.NOT_FOUND, b"Not found\n")
-            except Refused as exc:
-                self._refuse(url.path, exc.target)
-            except (ValueError, AddressError) as exc:
-                self._send(HTTPStatus.BAD_REQUEST, f"{getattr(exc, 'message', exc)}\n".encode())
-            except (BrokenPipeError, ConnectionResetError):
-                pass
-            except Exception:  # nothing may take the exporter down
-                log.exception("error answering %s", url.path)
-                self._send(HTTPStatus.INTERNAL_SERVER_ERROR, b"internal error\n")
+    def _metrics(req: httpd.Request, targets: Sequence[Target], query: dict[str, list[str]],
+                 own_page: bool = False) -> httpd.Response:
+        opts = _options(query)
+        upses = _split_list(query.get("ups"))
+        if not upses and targets is exporter.targets:
+            upses = exporter.upses
+        body = exporter.collect(targets, opts, upses or None, _deadline(req))
+        if own_page:  # the appliance's own state: on /metrics only
+            body += exporter.config_status.render()
+        return httpd.Response(200, body, CONTENT_TYPE)
 
-        def _refuse(self, path: str, target: Target) -> None:
-            log.warning("refused %s target %s asked by %s: not a configured server nor allowed by "
-                        "--allow-target", path, target, self.client_address[0])
-            body = (f"target {target} refused: this exporter scrapes only its --server targets, the "
-                    f"servers of its credentials file and what --allow-target allows; start it with "
-                    f"--allow-target {target} (or a network such as 10.0.0.0/24, or '*') to allow it\n")
-            self._send(HTTPStatus.FORBIDDEN, body.encode())
+    def _ups_metrics(req: httpd.Request, query: dict[str, list[str]]) -> httpd.Response:
+        servers = _split_list(query.get("server"))
+        port = query.get("serverport", [""])[0]
+        if port and not (port.isdigit() and 0 < int(port) < 65536):
+            raise ValueError("serverport must be a number from 1 to 65535")
+        if servers:
+            default = int(port) if port else 3493
+            targets = [parse_target(s, default) for s in servers]
+        elif port:
+            targets = [Target(t.host, int(port)) for t in exporter.targets]
+        else:
+            targets = exporter.targets
+        if targets is not exporter.targets:
+            exporter.check_allowed(targets)
+        return _metrics(req, targets, query)
 
-        def _deadline(self) -> float | None:
-            # Prometheus tells how long it will wait; answer a little before that.
-            header = self.headers.get("X-Prometheus-Scrape-Timeout-Seconds")
-            try:
-                return max(0.2, float(header) - 0.5) if header else None
-            except ValueError:
-                return None
+    def _index() -> httpd.Response:
+        servers = ", ".join(_escape(str(t)) for t in exporter.targets)
+        body = (
+            "<html><head><title>nutlite exporter</title></head><body><h1>nutlite exporter</h1>"
+            f"<p>NUT servers: {servers}; names: {_escape(exporter.options.names.family)}</p>"
+            '<ul><li><a href="/metrics">/metrics</a></li>'
+            "<li>/probe?target=host[:port]</li>"
+            "<li>/ups_metrics?server=host&amp;ups=name</li></ul>"
+            f"<p>Targets a URL may name: {_escape(exporter.allow.describe())}</p></body></html>\n"
+        ).encode()
+        return httpd.Response(200, body, "text/html; charset=utf-8")
 
-        def _options(self, query: dict[str, list[str]]) -> Options:
-            if "username" in query or "password" in query:
-                raise ValueError("NUT credentials are not taken from URLs; use --credentials-file")
-            opts = Options(**{**exporter.options.__dict__})
-            variables = _split_list(query.get("variables"))
-            if variables:
-                opts.include = variables
-            statuses = _split_list(query.get("statuses"))
-            if statuses:
-                opts.statuses = [s.upper() for s in statuses]
-            return opts
+    return answer
 
-        def _metrics(self, targets: Sequence[Target], query: dict[str, list[str]],
-                     server_label: bool | None = None, own_page: bool = False) -> None:
-            opts = self._options(query)
-            upses = _split_list(query.get("ups"))
-            if not upses and targets is exporter.targets:
-                upses = exporter.upses
-            body = exporter.collect(targets, opts, upses or None, self._deadline(), server_label)
-            if own_page:  # the appliance's own state: on /metrics only
-                body += exporter.config_status.render()
-            self._send(HTTPStatus.OK, body, CONTENT_TYPE)
-            if len(body) > TRIM_AFTER:
-                del body
-                trim_memory()
 
-        def _ups_metrics(self, query: dict[str, list[str]]) -> None:
-            servers = _split_list(query.get("server"))
-            port = query.get("serverport", [""])[0]
-            if port and not (port.isdigit() and 0 < int(port) < 65536):
-                raise ValueError("serverport must be a number from 1 to 65535")
-            if servers:
-                default = int(port) if port else 3493
-                targets = [parse_target(s, default) for s in servers]
-            elif port:
-                targets = [Target(t.host, int(port)) for t in exporter.targets]
-            else:
-                targets = exporter.targets
-            if targets is not exporter.targets:
-                exporter.check_allowed(targets)
-            self._metrics(targets, query)
-
-        def _index(self) -> None:
-            servers = ", ".join(html.escape(str(t)) for t in exporter.targets)
-            body = (
-                "<html><head><title>nutlite exporter</title></head><body><h1>nutlite exporter</h1>"
-                f"<p>NUT servers: {servers}; names: {html.escape(exporter.options.names.family)}</p>"
-                '<ul><li><a href="/metrics">/metrics</a></li>'
-                "<li>/probe?target=host[:port]</li>"
-                "<li>/ups_metrics?server=host&amp;ups=name</li></ul>"
-                f"<p>Targets a URL may name: {html.escape(exporter.allow.describe())}</p></body></html>\n"
-            ).encode()
-            self._send(HTTPStatus.OK, body, "text/html; charset=utf-8")
-
-    return Handler
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
 
 
 def parse_listen(text: str) -> tuple[str, int]:
@@ -273,48 +240,33 @@ def parse_listen(text: str) -> tuple[str, int]:
     return host, int(port)
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 64
+class Watchdog:
+    """Pings systemd's watchdog from the HTTP accept loop (each turn of it, at most once per interval), so
+    a hung accept loop stops the pings and gets the service restarted."""
 
-    def __init__(self, addr: tuple[str, int], handler: type[BaseHTTPRequestHandler], web: WebConfig) -> None:
-        host = addr[0]
-        if ":" in host or host == "":
-            self.address_family = socket.AF_INET6
-        self._web = web
-        super().__init__(addr if host else ("::", addr[1]), handler, bind_and_activate=False)
-        if self.address_family == socket.AF_INET6:
-            # ":PORT" means every address, IPv4 included.
-            self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0 if host == "" else 1)
-        try:
-            self.server_bind()
-            self.server_activate()
-        except OSError:
-            self.server_close()
-            raise
-        if web.tls:
-            self._ctx = web.ssl_context()
+    def __init__(self, notifier: Notifier | None) -> None:
+        self.notifier = notifier
+        self.last_turn = time.monotonic()
+        self._next_ping = 0.0
 
-    notifier: Notifier | None = None
-    _next_ping = 0.0
-
-    def service_actions(self) -> None:
-        """Called by serve_forever at each turn of its accept loop (every poll interval): ping systemd's
-        watchdog from there, so a hung accept loop stops the pings and gets the service restarted."""
+    def __call__(self) -> None:
+        now = self.last_turn = time.monotonic()
         n = self.notifier
-        if n is not None and n.watchdog_interval and time.monotonic() >= self._next_ping:
+        if n is not None and n.watchdog_interval and now >= self._next_ping:
             n.watchdog()
-            self._next_ping = time.monotonic() + n.watchdog_interval
+            self._next_ping = now + n.watchdog_interval
 
-    def handle_error(self, request: object, client_address: object) -> None:
-        log.debug("HTTP connection from %s failed", client_address, exc_info=True)
 
-    def get_request(self) -> tuple[socket.socket, object]:
-        sock, addr = super().get_request()
-        if self._web.tls:
-            # The handshake runs in the request's thread, at the first read.
-            sock = self._ctx.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
-        return sock, addr
+def _after_send(length: int) -> None:
+    if length > TRIM_AFTER:  # after a large answer (several UPSes), give the freed memory back
+        trim_memory()
+
+
+def make_server(addr: tuple[str, int], exporter: Exporter, turn: Callable[[], None] | None = None) -> httpd.Server:
+    """The HTTP server of ``exporter`` listening on ``addr`` (TLS when its web config says so)."""
+    web = exporter.web
+    tls = web.ssl_context() if web.tls else None
+    return httpd.Server(addr, make_app(exporter), f"nutlite-exporter/{__version__}", tls, turn, _after_send)
 
 
 HELP_DESCRIPTION = """\
@@ -381,10 +333,17 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    setup_logging("nutlite-exporter", args.debug)
-    tune_malloc()
+class StartError(Exception):
+    """The exporter cannot start: ``message`` for the user, ``code`` the exit status."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+
+def configure(args: argparse.Namespace) -> tuple[Exporter, httpd.Server]:
+    """The exporter the parsed ``args`` describe, listening (raises StartError)."""
     try:
         host, port = parse_listen(args.listen)
         targets = [Target.parse(s) for s in _split_list(args.server)] or [Target("127.0.0.1", 3493)]
@@ -393,16 +352,8 @@ def main(argv: list[str] | None = None) -> int:
         web = load_web_config(args.web_config_file) if args.web_config_file else WebConfig()
         patterns = [p.strip() for v in args.allow_target or () for p in v.split(",")]  # "" is an error
         allow = default_allow_list(targets, Options(credentials=creds), patterns)
-    except TargetPatternError as exc:
-        print(f"nutlite exporter: {exc}", file=sys.stderr)
-        return 2
-    except (ValueError, AddressError, OSError) as exc:
-        msg = getattr(exc, "message", None) or str(exc)
-        print(f"nutlite exporter: {msg}", file=sys.stderr)
-        return 2
-    except (CredentialsError, WebConfigError) as exc:  # pragma: no cover - subclasses of ValueError
-        print(f"nutlite exporter: {exc}", file=sys.stderr)
-        return 2
+    except (ValueError, AddressError, OSError) as exc:  # TargetPatternError, CredentialsError, WebConfigError
+        raise StartError(getattr(exc, "message", None) or str(exc), 2) from None
     options = Options(
         names=names,
         include=_split_list(args.include),
@@ -417,14 +368,79 @@ def main(argv: list[str] | None = None) -> int:
                         configstatus.ConfigStatus(args.config_status or None))
     try:
         try:
-            server = _Server((host, port), make_handler(exporter), web)
+            server = make_server((host, port), exporter)
         except OSError:
             if host != "":
                 raise
-            server = _Server(("0.0.0.0", port), make_handler(exporter), web)  # no IPv6 here
+            server = make_server(("0.0.0.0", port), exporter)  # no IPv6 here
     except OSError as exc:
-        print(f"nutlite exporter: cannot listen on {args.listen}: {exc.strerror or exc}", file=sys.stderr)
-        return 1
+        raise StartError(f"cannot listen on {args.listen}: {exc.strerror or exc}", 1) from None
+    return exporter, server
+
+
+def _describe(exporter: Exporter, server: httpd.Server) -> str:
+    bound = server.server_address
+    return (f"listening on {bound[0] or '*'}:{bound[1]} ({'https' if exporter.web.tls else 'http'}) for "
+            f"{', '.join(map(str, exporter.targets))}; names {exporter.options.names.family}; /probe and "
+            f"/ups_metrics may name {exporter.allow.describe()}")
+
+
+class Embedded:
+    """The exporter serving from a thread of another daemon (``nutlite upsd --with-exporter``).
+
+    It scrapes its servers over the NUT protocol as the standalone exporter does (the local upsd
+    through TCP 3493 like any client); it only saves the memory of a second interpreter.
+    """
+
+    STALL = 10.0  # seconds without a turn of the accept loop (it turns every 0.5 s) that count as hung
+
+    def __init__(self, exporter: Exporter, server: httpd.Server) -> None:
+        self.exporter = exporter
+        self.server = server
+        self.turns = Watchdog(None)
+        server.turn = self.turns
+        self.thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.5},
+                                       name="exporter", daemon=True)
+
+    @classmethod
+    def from_args(cls, text: str, default_server: str) -> Embedded:
+        """``text``: the exporter's command line (as one string, shell-quoted); without ``--server`` it
+        scrapes ``default_server`` (the host daemon's own address). Raises StartError."""
+        import shlex
+
+        try:
+            argv = shlex.split(text)
+        except ValueError as exc:
+            raise StartError(f"--with-exporter {text!r}: {exc}", 2) from None
+        args = build_parser().parse_args(argv)  # --help and bad options exit as the exporter's do
+        if args.user or args.debug:
+            raise StartError("--with-exporter: -u and -D are the host daemon's own options", 2)
+        args.server = args.server or [default_server]
+        tune_malloc()
+        return cls(*configure(args))
+
+    def start(self) -> None:
+        self.thread.start()
+        log.info("exporter %s", _describe(self.exporter, self.server))
+
+    def healthy(self) -> bool:
+        return self.thread.is_alive() and time.monotonic() - self.turns.last_turn < self.STALL
+
+    def close(self) -> None:
+        if self.thread.is_alive():
+            self.server.shutdown()
+        self.server.server_close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    setup_logging("nutlite-exporter", args.debug)
+    tune_malloc()
+    try:
+        exporter, server = configure(args)
+    except StartError as exc:
+        print(f"nutlite exporter: {exc.message}", file=sys.stderr)
+        return exc.code
     try:
         drop_privileges(resolve_user(args.user))
     except (SystemExit, OSError) as exc:
@@ -439,12 +455,10 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    bound = server.server_address
-    log.info("listening on %s:%s (%s) for %s; names %s; /probe and /ups_metrics may name %s", bound[0] or "*",
-             bound[1], "https" if web.tls else "http", ", ".join(map(str, targets)), names.family,
-             allow.describe())
-    server.notifier = Notifier()
-    server.notifier.ready(f"serving {len(targets)} NUT server(s)")
+    log.info("%s", _describe(exporter, server))
+    notifier = Notifier()
+    server.turn = Watchdog(notifier)
+    notifier.ready(f"serving {len(exporter.targets)} NUT server(s)")
     start = time.monotonic()
     try:
         server.serve_forever(poll_interval=0.5)

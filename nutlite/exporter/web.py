@@ -16,9 +16,6 @@ Only bcrypt hashes are accepted, as in exporter-toolkit.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,7 +49,9 @@ class WebConfig:
         return self.cert_file is not None
 
     def ssl_context(self) -> ssl.SSLContext:
-        import ssl
+        from nutlite import lazyssl
+
+        ssl = lazyssl.load()
 
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.minimum_version = ssl.TLSVersion.TLSv1_3 if self.min_version == "TLS13" else ssl.TLSVersion.TLSv1_2
@@ -73,6 +72,10 @@ class WebConfig:
             return True
         if not header or not header.startswith("Basic "):
             return False
+        import base64  # here, not at the top: an exporter without basic auth never needs them
+        import binascii
+        import hashlib
+
         try:
             user, sep, password = base64.b64decode(header[6:], validate=True).decode("utf-8").partition(":")
         except (binascii.Error, UnicodeDecodeError):

@@ -23,7 +23,7 @@ import stat
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nutlite import daemon
 from nutlite.config import (
@@ -39,6 +39,9 @@ from nutlite.config import (
 from nutlite.tools.common import help_parser
 from nutlite.upsd.clients import ClientConn, ClientPoller
 from nutlite.upsd.core import NUT_VERSION, Server, UpsEntry
+
+if TYPE_CHECKING:
+    from nutlite.exporter.main import Embedded
 
 log = logging.getLogger("nutlite.upsd")
 
@@ -166,6 +169,16 @@ def bind_listeners(conf: UpsdConf, family: int = socket.AF_UNSPEC) -> list[socke
     return socks
 
 
+def local_server(listeners: list[socket.socket]) -> str:
+    """``host:port`` at which a client on this machine reaches the first listener (for the exporter)."""
+    for s in listeners:
+        host, port = s.getsockname()[:2]
+        if s.family == socket.AF_INET6:
+            return f"[{'::1' if host == '::' else host}]:{port}"
+        return f"{'127.0.0.1' if host == '0.0.0.0' else host}:{port}"
+    return "127.0.0.1:3493"
+
+
 def make_ssl_context(conf: UpsdConf) -> Any:
     """A server TLS context from CERTFILE (one PEM: certificate chain and private key)."""
     from nutlite import lazyssl
@@ -221,13 +234,15 @@ class Upsd:
     """The running server: listeners, clients, drivers, timers, signals."""
 
     def __init__(self, configs: Configs, listeners: list[socket.socket], state_dir: Path,
-                 maxconn: int, ssl_context: Any = None, notifier: daemon.Notifier | None = None) -> None:
+                 maxconn: int, ssl_context: Any = None, notifier: daemon.Notifier | None = None,
+                 exporter: Embedded | None = None) -> None:
         self.configs = configs
         self.listeners = listeners
         self.statepath = state_dir
         self.maxconn = maxconn
         self.ssl_context = ssl_context
         self.notifier = notifier or daemon.Notifier()
+        self.exporter = exporter
         self.core = Server(tls_available=ssl_context is not None)
         self.core.configure(configs.ups, configs.upsd, configs.users)
         self.core.send_driver = self.send_driver
@@ -255,6 +270,8 @@ class Upsd:
         # Connect to the drivers before serving, so the first clients don't see DRIVER-NOT-CONNECTED.
         await asyncio.gather(*(self.connect_driver(e) for e in self.core.entries()))
         self.update_accepting()
+        if self.exporter is not None:
+            self.exporter.start()
         self.notifier.ready(f"serving {len(self.core.upses)} UPS")
         self._tick_handle = self.loop.call_later(TICK, self.tick)
         if self.notifier.watchdog_interval:
@@ -282,9 +299,15 @@ class Upsd:
         self.poller.close()
         for d in list(self.drivers.values()):
             d.close()
+        if self.exporter is not None:
+            self.exporter.close()
 
     def _watchdog(self) -> None:
-        self.notifier.watchdog()
+        if self.exporter is None or self.exporter.healthy():
+            self.notifier.watchdog()
+        else:  # no ping: systemd restarts the service, exporter and upsd together
+            log.error("the exporter's HTTP thread is %s; not pinging the watchdog",
+                      "hung" if self.exporter.thread.is_alive() else "gone")
         assert self.notifier.watchdog_interval
         self.loop.call_later(self.notifier.watchdog_interval, self._watchdog)
 
@@ -516,6 +539,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "sandbox instead")
     p.add_argument("-4", dest="ipv4", action="store_true", help="listen on IPv4 addresses only")
     p.add_argument("-6", dest="ipv6", action="store_true", help="listen on IPv6 addresses only")
+    p.add_argument("--with-exporter", metavar="ARGS",
+                   help="also serve the Prometheus exporter from this process (a thread that scrapes this "
+                        "upsd over TCP like any client, saving the exporter's own interpreter); ARGS are the "
+                        "exporter's options ('nutlite exporter --help') as one string: "
+                        "--with-exporter='--listen :9199'; "
+                        "without --server it scrapes this upsd at its first LISTEN address")
     p.add_argument("-V", action="version", version=f"nutlite upsd (NUT protocol of upsd {NUT_VERSION})",
                    help="show the version and exit")
     return p
@@ -605,6 +634,17 @@ def main(argv: list[str] | None = None) -> int:
     except ListenError as exc:
         log.error("fatal: %s", exc)
         return 1
+    exporter = None
+    if args.with_exporter is not None:
+        from nutlite.exporter.main import Embedded, StartError
+
+        try:
+            exporter = Embedded.from_args(args.with_exporter, local_server(listeners))
+        except StartError as exc:
+            log.error("fatal: exporter: %s", exc.message)
+            for s in listeners:
+                s.close()
+            return exc.code
 
     if not foreground:
         daemon.daemonize()
@@ -630,7 +670,7 @@ def main(argv: list[str] | None = None) -> int:
             f"A reload will keep the users read at start. NUT's layout: owner root, group {daemon.own_group()}, "
             f"mode 0640 (chown root:{daemon.own_group()} {users}; chmod 0640 {users}).", what="cannot re-read"))
 
-    upsd = Upsd(configs, listeners, state_dir, maxconn, ssl_context)
+    upsd = Upsd(configs, listeners, state_dir, maxconn, ssl_context, exporter=exporter)
     try:
         asyncio.run(upsd.run())
     except KeyboardInterrupt:
