@@ -705,6 +705,12 @@ def _timed_out(timeout: float) -> NutTimeoutError:
 # Blocking client
 
 
+def host_arg(host: str) -> str | bytes:
+    """``host`` for socket.getaddrinfo: an ASCII name as bytes, which skips the lazy import of the IDNA
+    codec (a daemon that has dropped its privileges may no longer be able to read the library)."""
+    return host.encode("ascii") if host.isascii() else host
+
+
 class NutClient:
     """A blocking NUT client. Connects on first use (or :meth:`connect` / ``with``).
 
@@ -743,7 +749,7 @@ class NutClient:
         if self._sock is not None:
             return self
         try:
-            infos = socket.getaddrinfo(self.host, self.port, socket.AF_UNSPEC, socket.SOCK_STREAM)
+            infos = socket.getaddrinfo(host_arg(self.host), self.port, socket.AF_UNSPEC, socket.SOCK_STREAM)
         except OSError as exc:
             raise _conn_error(exc) from None
         _, deadline = self._limit()

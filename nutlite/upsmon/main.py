@@ -33,7 +33,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 from nutlite import __version__, daemon
@@ -202,7 +202,6 @@ def main(argv: list[str] | None = None) -> int:
 
     foreground = bool((args.foreground or args.debug) and not args.background)
     daemon.setup_logging(PROG, args.debug, foreground=True)
-    logging.getLogger("asyncio").setLevel(logging.WARNING)
     try:
         conf = load_checked()
     except ConfigError as exc:
@@ -234,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
         daemon.setup_logging(PROG, args.debug, foreground=False)
     notifier = daemon.Notifier()  # before the fork: systemd's WATCHDOG_PID is the parent's pid
     local = LocalShutdown(conf.shutdowncmd, flag)
-    handoff: Callable[[], Awaitable[bool]] = local
+    handoff: Callable[[], bool] = local
     parent_pid: int | None = None
     if args.privileged:
         log.warning("running as one big privileged process (upsmon -p)")
@@ -262,8 +261,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         daemon.write_pidfile(path)
 
-    # Only the monitoring process imports asyncio, the client and the monitor (see monitor.py).
-    import asyncio
+    # Only the monitoring process imports the client and the monitor (see monitor.py).
     import socket
 
     from nutlite.upsmon.monitor import UpsmonDaemon
@@ -271,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     family = socket.AF_INET if args.ipv4 and not args.ipv6 else socket.AF_INET6 if args.ipv6 else socket.AF_UNSPEC
     mon = UpsmonDaemon(conf, handoff, notifier, parent_pid, family)
     try:
-        return asyncio.run(mon.run())
+        return mon.run()
     except KeyboardInterrupt:
         return 0
     finally:

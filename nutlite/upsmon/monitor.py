@@ -2,23 +2,30 @@
 :mod:`nutlite.upsmon.core` and carries out its actions (:class:`UpsmonDaemon`).
 
 Imported by :mod:`nutlite.upsmon.main` only after the root parent has forked (or in the one-process
-modes), so the parent never holds asyncio and the client: what the parent imports before the fork
-stays in its memory however the child uses it."""
+modes), so the parent never holds the client: what the parent imports before the fork stays in its
+memory however the child uses it.
+
+The loop is synchronous, as NUT's upsmon is: one poll round every POLLFREQ, the upsd sessions polled
+in parallel threads when there are several (one unreachable server must not delay the others), and
+signals that wake the sleeping loop through a wakeup pipe. It does not import asyncio, which would
+cost the process about 2 MiB for nothing it needs."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import math
 import os
+import select
 import signal
 import socket
+import threading
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 from nutlite import daemon
-from nutlite.client import AsyncNutClient, NutClientError, NutConnectionError, NutError
+from nutlite.client import NutClient, NutClientError, NutConnectionError, NutError, host_arg
 from nutlite.config import ConfigError, Monitor, UpsmonConf, load_upsmon_conf
 from nutlite.upsmon.core import (
     SYNC_INTERVAL,
@@ -56,7 +63,7 @@ class UpsConnection:
         self.mon = mon
         self.conf = conf
         self.family = family
-        self.client: AsyncNutClient | None = None
+        self.client: NutClient | None = None
         self.last_error: str | None = None
 
     @property
@@ -72,18 +79,17 @@ class UpsConnection:
     def connected(self) -> bool:
         return self.client is not None and self.client.connected
 
-    async def _address(self) -> str:
+    def _address(self) -> str:
         if self.family == socket.AF_UNSPEC:
             return self.mon.host
-        loop = asyncio.get_running_loop()
-        infos = await loop.getaddrinfo(self.mon.host, self.mon.port, family=self.family,
-                                       type=socket.SOCK_STREAM)
+        infos = socket.getaddrinfo(host_arg(self.mon.host), self.mon.port, family=self.family,
+                                   type=socket.SOCK_STREAM)
         if not infos:
             raise NutConnectionError(f"no {'IPv4' if self.family == socket.AF_INET else 'IPv6'} "
                                      f"address for {self.mon.host}")
         return str(infos[0][4][0])
 
-    async def _tls(self, client: AsyncNutClient) -> None:
+    def _tls(self, client: NutClient) -> None:
         conf = self.conf
         if not (conf.forcessl or conf.certverify or conf.certpath):
             return
@@ -94,71 +100,91 @@ class UpsConnection:
             else:
                 cafile = conf.certpath
         try:
-            await client.starttls(verify=conf.certverify, cafile=cafile, capath=capath,
+            client.starttls(verify=conf.certverify, cafile=cafile, capath=capath,
                                   server_hostname=self.mon.host)
         except NutError as exc:
             if conf.forcessl:
                 raise NutConnectionError(f"FORCESSL is set but the server refused STARTTLS ({exc.code})") from None
             log.debug("UPS %s: no TLS (%s), continuing in clear text", self.name, exc.code)
 
-    async def login(self) -> None:
+    def login(self) -> None:
         """Connect and log in (USERNAME, PASSWORD, LOGIN, and PRIMARY for a primary)."""
-        await self.close(logout=False)
-        client = AsyncNutClient(await self._address(), self.mon.port, timeout=REQUEST_TIMEOUT)
+        self.close(logout=False)
+        client = NutClient(self._address(), self.mon.port, timeout=REQUEST_TIMEOUT)
         try:
-            await client.connect()
-            await self._tls(client)
-            await client.username(self.mon.user)
-            await client.password(self.mon.password)
-            await client.login(self.mon.upsname)
+            client.connect()
+            self._tls(client)
+            client.username(self.mon.user)
+            client.password(self.mon.password)
+            client.login(self.mon.upsname)
         except BaseException:
-            await client.close(logout=False)
+            client.close(logout=False)
             raise
         if self.mon.role == "primary":
             try:
-                await client.primary(self.mon.upsname)
+                client.primary(self.mon.upsname)
             except NutError as exc:
                 log.error("UPS %s: primary rights refused (%s): check 'upsmon primary' for user %s in "
                           "upsd.users; FSD will not work", self.name, exc.message, self.mon.user)
         self.client = client
         log.debug("logged in to UPS %s", self.name)
 
-    async def ensure(self) -> AsyncNutClient:
+    def ensure(self) -> NutClient:
         if not self.connected:
-            await self.login()
+            self.login()
         assert self.client is not None
         return self.client
 
-    async def poll(self) -> str:
+    def poll(self) -> str:
         """``GET VAR <ups> ups.status``; raises NutClientError."""
-        client = await self.ensure()
-        return await client.get_var(self.mon.upsname, "ups.status")
+        return self.ensure().get_var(self.mon.upsname, "ups.status")
 
-    async def set_fsd(self) -> bool:
+    def set_fsd(self) -> bool:
         try:
-            client = await self.ensure()
-            await client.fsd(self.mon.upsname)
+            self.ensure().fsd(self.mon.upsname)
         except NutClientError as exc:
             log.error("setting FSD on UPS %s failed: %s", self.name, exc.message)
             return False
         log.info("FSD set on UPS %s", self.name)
         return True
 
-    async def numlogins(self) -> int | None:
+    def numlogins(self) -> int | None:
         if not self.connected:
             return None
         assert self.client is not None
         try:
-            return await self.client.get_numlogins(self.mon.upsname)
+            return self.client.get_numlogins(self.mon.upsname)
         except NutClientError as exc:
             log.debug("GET NUMLOGINS %s failed: %s", self.name, exc.message)
             return None
 
-    async def close(self, logout: bool = True) -> None:
+    def close(self, logout: bool = True) -> None:
         client, self.client = self.client, None
         if client is not None:
             with contextlib.suppress(Exception):
-                await client.close(logout=logout)
+                client.close(logout=logout)
+
+
+T = TypeVar("T")
+
+
+def each(conns: Sequence[UpsConnection], fn: Callable[[UpsConnection], T]) -> list[T]:
+    """``fn`` of every connection, in parallel threads when there are several (each bounded by the
+    request timeout), so that one unreachable upsd does not hold up the polls of the others."""
+    if len(conns) < 2:
+        return [fn(c) for c in conns]
+    results: list[T | None] = [None] * len(conns)
+
+    def run(i: int, conn: UpsConnection) -> None:
+        results[i] = fn(conn)
+
+    threads = [threading.Thread(target=run, args=(i, c), name=f"poll {c.name}", daemon=True)
+               for i, c in enumerate(conns)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results  # type: ignore[return-value]  # every thread has filled its slot
 
 
 # --------------------------------------------------------------------------------------------- the monitor
@@ -167,7 +193,7 @@ class UpsConnection:
 class UpsmonDaemon:
     """The monitoring process: polls, feeds the core, carries out its actions."""
 
-    def __init__(self, conf: UpsmonConf, handoff: Callable[[], Awaitable[bool]],
+    def __init__(self, conf: UpsmonConf, handoff: Callable[[], bool],
                  notifier: daemon.Notifier | None = None, parent_pid: int | None = None,
                  family: int = socket.AF_UNSPEC) -> None:
         self.conf = conf
@@ -179,16 +205,20 @@ class UpsmonDaemon:
         self.conns = {m.system: UpsConnection(m, conf, family) for m in conf.monitors}
         self.notes = Notifications(conf.notifycmd, conf.notifymsg, conf.notifyflag)
         self.linger = parse_shutdownexit(conf.shutdownexit)
-        self.wake: asyncio.Event | None = None
+        self.woken = False
+        self._wake_r = self._wake_w = -1
+        self.lingering = False
         self.stop_requested = False
         self.reload_requested = False
         self.fsd_requested = False
         self.ignored_logged = False
-        self._tasks: set[asyncio.Task[None]] = set()
 
     # -------------------------------------------------------------- signals
 
     def _signal(self, what: str) -> None:
+        if self.lingering and what == "stop":  # SHUTDOWNEXIT: waiting to be stopped
+            self.stop_requested = self.woken = True
+            return
         if self.core.phase is not Phase.MONITORING:
             if not self.ignored_logged:
                 log.warning("forced shutdown in progress: %s request ignored", what)
@@ -201,31 +231,43 @@ class UpsmonDaemon:
             self.reload_requested = True
         elif what == "fsd":
             self.fsd_requested = True
-        if self.wake is not None:
-            self.wake.set()
+        self.woken = True
 
-    async def _sleep(self, seconds: float) -> None:
+    def _install_signals(self) -> None:
+        """Signal handlers that set flags; the C handler's byte on the wakeup pipe ends a sleep."""
+        self._wake_r, self._wake_w = os.pipe()
+        for fd in (self._wake_r, self._wake_w):
+            os.set_blocking(fd, False)
+        signal.set_wakeup_fd(self._wake_w, warn_on_full_buffer=False)
+        for sig, what in ((signal.SIGTERM, "stop"), (signal.SIGINT, "stop"), (signal.SIGHUP, "reload"),
+                          (signal.SIGUSR1, "fsd")):
+            signal.signal(sig, lambda _n, _f, what=what: self._signal(what))
+
+    def _restore_signals(self) -> None:
+        signal.set_wakeup_fd(-1)
+        for fd in (self._wake_r, self._wake_w):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+    def _sleep(self, seconds: float) -> None:
         """Sleep, waking early for a signal; pings the systemd watchdog in between."""
-        assert self.wake is not None
         end = monotonic() + max(0.0, seconds)
         while True:
             left = end - monotonic()
-            if left <= 0 or self.wake.is_set():
+            if left <= 0 or self.woken:
                 break
             step = min(left, self.notifier.watchdog_interval or left)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wake.wait(), timeout=step)
+            select.select([self._wake_r], [], [], step)
+            with contextlib.suppress(OSError):
+                while os.read(self._wake_r, 512):
+                    pass
             self.notifier.watchdog()
-        self.wake.clear()
+        self.woken = False
 
     # -------------------------------------------------------------- main loop
 
-    async def run(self) -> int:
-        loop = asyncio.get_running_loop()
-        self.wake = asyncio.Event()
-        for sig, what in ((signal.SIGTERM, "stop"), (signal.SIGINT, "stop"), (signal.SIGHUP, "reload"),
-                          (signal.SIGUSR1, "fsd")):
-            loop.add_signal_handler(sig, self._signal, what)
+    def run(self) -> int:
+        self._install_signals()
         ready = False
         next_poll = monotonic()
         try:
@@ -241,39 +283,40 @@ class UpsmonDaemon:
                         next_poll = monotonic()
                     if self.fsd_requested:
                         self.fsd_requested = False
-                        await self.execute(self.core.user_fsd(monotonic()))
+                        self.execute(self.core.user_fsd(monotonic()))
                         continue
                     self.check_parent()
                     if monotonic() >= next_poll:
                         started = monotonic()
-                        await self.poll_round()
-                        await self.execute(self.core.evaluate(monotonic()))
+                        self.poll_round()
+                        self.execute(self.core.evaluate(monotonic()))
                         if not ready:
                             ready = True
                             self.notifier.ready(f"monitoring {len(self.conns)} UPS")
                         self.notifier.watchdog()
                         next_poll = started + self.core.poll_interval()
                         continue
-                    await self._sleep(next_poll - monotonic())
+                    self._sleep(next_poll - monotonic())
                 elif phase is Phase.SYNCING:
-                    logins = await self.numlogins_round()
-                    await self.execute(self.core.sync_update(logins, monotonic()))
+                    logins = self.numlogins_round()
+                    self.execute(self.core.sync_update(logins, monotonic()))
                     self.notifier.watchdog()
                     if self.core.phase is Phase.SYNCING:
-                        await self._sleep(SYNC_INTERVAL)
+                        self._sleep(SYNC_INTERVAL)
                 elif phase is Phase.FINALDELAY:
-                    await self._sleep(seconds_until(self.core.final_at, monotonic()))
-                    await self.execute(self.core.tick(monotonic()))
+                    self._sleep(seconds_until(self.core.final_at, monotonic()))
+                    self.execute(self.core.tick(monotonic()))
                 else:  # DONE: the Shutdown action has been carried out
                     break
         finally:
             self.notifier.stopping()
-            await self.close_all()
+            self.close_all()
+            self._restore_signals()
         return 0
 
-    async def poll_round(self) -> None:
+    def poll_round(self) -> None:
         conns = list(self.conns.values())
-        results = await asyncio.gather(*(self._poll_one(c) for c in conns))
+        results = each(conns, self._poll_one)
         now = monotonic()
         for conn, (status, error) in zip(conns, results, strict=True):
             if conn.name not in self.core.upses:
@@ -291,34 +334,34 @@ class UpsmonDaemon:
                 conn.last_error = error
                 actions = [a for a in self.core.poll_failed(conn.name, now, error or "")
                            if not isinstance(a, Log)]
-            await self.execute(actions)
+            self.execute(actions)
 
     @staticmethod
-    async def _poll_one(conn: UpsConnection) -> tuple[str | None, str | None]:
+    def _poll_one(conn: UpsConnection) -> tuple[str | None, str | None]:
         try:
-            status = await conn.poll()
+            status = conn.poll()
         except NutClientError as exc:
             if not isinstance(exc, NutError):
-                await conn.close(logout=False)
+                conn.close(logout=False)
             return None, exc.message
         except OSError as exc:  # name resolution and the like
-            await conn.close(logout=False)
+            conn.close(logout=False)
             return None, str(exc)
         except Exception as exc:  # a bug must not stop the monitoring
             log.exception("poll of UPS %s: unexpected error", conn.name)
-            await conn.close(logout=False)
+            conn.close(logout=False)
             return None, f"internal error: {exc}"
         log.debug("UPS %s: status %r", conn.name, status)
         return status, None
 
-    async def numlogins_round(self) -> dict[str, int | None]:
+    def numlogins_round(self) -> dict[str, int | None]:
         names = [n for n in self.core.primaries if n in self.conns]
-        counts = dict(zip(names, await asyncio.gather(*(self.conns[n].numlogins() for n in names)), strict=True))
+        counts = dict(zip(names, each([self.conns[n] for n in names], UpsConnection.numlogins), strict=True))
         log.debug("logins: %s", ", ".join(f"{n} = {'unknown' if c is None else c}" for n, c in counts.items())
                   or "no primary UPS")
         return counts
 
-    async def execute(self, actions: list[Action]) -> None:
+    def execute(self, actions: list[Action]) -> None:
         for action in actions:
             if isinstance(action, Notify):
                 self.notes.notify(action.type, action.ups)
@@ -327,29 +370,28 @@ class UpsmonDaemon:
             elif isinstance(action, SetFsd):
                 conn = self.conns.get(action.ups)
                 if conn is not None:
-                    await conn.set_fsd()
+                    conn.set_fsd()
             elif isinstance(action, WaitSecondaries):
                 log.debug("waiting for the secondaries of %s", ", ".join(action.upses))
             elif isinstance(action, Shutdown):
-                await self.shutdown()
+                self.shutdown()
 
-    async def shutdown(self) -> None:
-        ok = await self.handoff()
+    def shutdown(self) -> None:
+        ok = self.handoff()
         if not ok:
             log.critical("the shutdown could not be started")
-        await self.close_all()
+        self.close_all()
         if self.linger > 0:
             log.info("SHUTDOWNEXIT: staying around %s", "until stopped" if math.isinf(self.linger)
                      else f"for {self.linger:g} s")
-            stop = asyncio.Event()
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.add_signal_handler(sig, stop.set)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), None if math.isinf(self.linger) else self.linger)
+            self.lingering = True
+            self.stop_requested = self.woken = False
+            end = monotonic() + self.linger
+            while not self.stop_requested and monotonic() < end:
+                self._sleep(min(end - monotonic(), 3600.0))
 
-    async def close_all(self) -> None:
-        await asyncio.gather(*(c.close(logout=True) for c in self.conns.values()))
+    def close_all(self) -> None:
+        each(list(self.conns.values()), UpsConnection.close)
 
     def check_parent(self) -> None:
         if self.parent_pid is not None and os.getppid() != self.parent_pid:
@@ -388,20 +430,14 @@ class UpsmonDaemon:
                 conn.conf = new
             else:
                 if conn is not None:
-                    self._background(conn.close())
+                    conn.close()
                 conn = UpsConnection(m, new, self.family)
             self.conns[m.system] = conn
         for conn in old.values():
             log.info("no longer monitoring UPS %s", conn.name)
-            self._background(conn.close())
+            conn.close()
         self.notes.configure(new.notifycmd, new.notifymsg, new.notifyflag)
         self.linger = parse_shutdownexit(new.shutdownexit)
         self.conf = new
         log.info("configuration reloaded: %d UPS", len(self.conns))
         self.notifier.ready()
-
-
-    def _background(self, coro: Coroutine[object, object, None]) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)

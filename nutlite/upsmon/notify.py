@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import os
 import shlex
-import shutil
 import subprocess
 from collections.abc import Mapping
 
@@ -101,6 +100,16 @@ def command_argv(command: str, message: str) -> list[str]:
     return [*shlex.split(command), message]
 
 
+
+def which(name: str) -> str | None:
+    """The executable ``name`` on PATH (what ``shutil.which`` finds, without importing shutil and its
+    compression modules into the monitoring process)."""
+    for folder in os.environ.get("PATH", os.defpath).split(os.pathsep):
+        path = os.path.join(folder or ".", name)
+        if os.path.isfile(path) and os.access(path, os.X_OK):
+            return path
+    return None
+
 class Notifications:
     """Delivers NOTIFY events according to upsmon.conf."""
 
@@ -109,7 +118,7 @@ class Notifications:
         self.notifycmd = notifycmd
         self.notifymsg = dict(notifymsg or {})
         self.notifyflag = {k: set(v) for k, v in (notifyflag or {}).items()}
-        self.wall = shutil.which("wall") if wall == "auto" else wall
+        self.wall = which("wall") if wall == "auto" else wall
         self.children: list[subprocess.Popen[bytes]] = []
 
     def configure(self, notifycmd: str | None, notifymsg: Mapping[str, str],

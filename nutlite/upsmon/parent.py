@@ -1,8 +1,8 @@
 """upsmon's privileged parent: the root process that waits for the monitoring child's shutdown byte,
 then writes POWERDOWNFLAG and runs SHUTDOWNCMD (NUT FAQ #39).
 
-This file uses the standard library only (os, signal, sys; syslog and subprocess when needed) and
-never imports nutlite: after the fork the parent runs it as a fresh interpreter
+This file uses the standard library only (os, sys and the C signal module; syslog and subprocess when
+needed) and never imports nutlite: after the fork the parent runs it as a fresh interpreter
 (``python3 -I -S parent.py --fd N --child PID ...``, see :func:`exec_argv`), so the parent holds about
 3 MiB instead of a copy of everything the monitoring process imported. :mod:`nutlite.upsmon.shutdown`
 uses the same functions in-process (``upsmon -p``, and when the exec fails).
@@ -10,17 +10,21 @@ uses the same functions in-process (``upsmon -p``, and when the exec fails).
 
 from __future__ import annotations
 
-import contextlib
+# ``_signal`` is what ``signal`` wraps in enums; the wrapper would bring enum, functools and a dozen
+# more modules (about 0.9 MiB of the parent's 4). Nothing here needs the enums.
+import _signal as signal
 import os
-import signal
 import sys
-from collections.abc import Callable, Sequence
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    #: how the parent reports: ``say("error", "text")``; levels info, error, critical
+    Say = Callable[[str, str], None]
 
 MAGIC = "upsmon-shutdown-file"  # what POWERDOWNFLAG holds (no newline, as NUT writes it)
 SHUTDOWN_BYTE = b"\x01"
-
-#: how the parent reports: ``say("error", "text")``; levels info, error, critical
-Say = Callable[[str, str], None]
 
 
 def write_flag(path: str) -> None:
@@ -56,8 +60,10 @@ def serve(rfd: int, child: int, shutdowncmd: str | None, powerdownflag: str | No
     """Wait for the child's shutdown byte on ``rfd``; return when the child exits (its status, or 0
     after a shutdown). ``write`` writes the flag (default: :func:`write_flag` with a plain message)."""
     def forward(signum: int, _frame: object) -> None:
-        with contextlib.suppress(ProcessLookupError):
+        try:
             os.kill(child, signum)
+        except ProcessLookupError:
+            pass
 
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1):
         signal.signal(sig, forward)

@@ -108,14 +108,11 @@ class LocalShutdown:
         self.shutdowncmd = shutdowncmd
         self.powerdownflag = powerdownflag
 
-    async def __call__(self) -> bool:
+    def __call__(self) -> bool:
         if os.geteuid() != 0:
             log.warning("not running as root: the shutdown command may fail")
-        import asyncio
-
         write_powerdownflag(self.powerdownflag)
-        rc = await asyncio.to_thread(run_shutdowncmd, self.shutdowncmd)
-        return rc == 0
+        return run_shutdowncmd(self.shutdowncmd) == 0
 
 
 class PipeHandoff:
@@ -125,7 +122,7 @@ class PipeHandoff:
         self.wfd = wfd
         self.fallback = fallback
 
-    async def __call__(self) -> bool:
+    def __call__(self) -> bool:
         try:
             os.write(self.wfd, SHUTDOWN_BYTE)
             log.debug("shutdown handed to the privileged parent")
@@ -134,7 +131,7 @@ class PipeHandoff:
             log.critical("cannot reach the privileged parent (%s)", exc.strerror or exc)
         if os.geteuid() == 0:
             log.critical("still root: shutting down from the monitoring process")
-            return await self.fallback()
+            return self.fallback()
         log.critical("shutdown impossible: the privileged parent is gone and this process is not root")
         return False
 
