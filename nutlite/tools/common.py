@@ -106,6 +106,31 @@ def invoked_as(tool: str) -> str:
     return tool if os.path.basename(sys.argv[0]) == tool else f"nutlite {tool}"
 
 
+def terminal_columns() -> int:
+    """The terminal's width as ``shutil.get_terminal_size`` gives it (COLUMNS, then the terminal of
+    stdout, else 80)."""
+    try:
+        columns = int(os.environ.get("COLUMNS", "0"))
+    except ValueError:
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns if columns > 0 else 80
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """argparse's formatter, sized by :func:`terminal_columns`: argparse itself imports shutil (and with
+    it bz2, lzma) for the width, at the first add_argument; the daemons keep that out of memory."""
+
+    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
+                 width: int | None = None) -> None:
+        super().__init__(prog, indent_increment, max_help_position,
+                         terminal_columns() - 2 if width is None else width)
+
+
 def help_parser(tool: str, description: str = "", *, prog: str | None = None, usage: str | None = None,
                 files: Sequence[str] = (), environment: Sequence[str] = (), epilog: str = "",
                 help_flag: Literal["exit", "switch"] = "exit",
@@ -124,7 +149,7 @@ def help_parser(tool: str, description: str = "", *, prog: str | None = None, us
             sections.append("\n".join([f"{title}:", *(f"  {line}" for line in lines)]))
     p = argparse.ArgumentParser(prog=prog or invoked_as(tool), usage=usage, description=description or None,
                                 epilog="\n\n".join(sections) or None, add_help=False,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+                                formatter_class=HelpFormatter)
     if help_flag == "exit":
         p.add_argument("-h", "--help", action="help", help=help_text)
     else:
