@@ -642,6 +642,26 @@ def test_exporter_inside_upsd(nut_env_factory: EnvFactory) -> None:
     assert time.monotonic() - t0 < 5
 
 
+def test_embedded_exporter_health_follows_its_accept_loop() -> None:
+    """What upsd's watchdog asks before each ping: the HTTP thread is alive and its loop turns."""
+    from nutlite.exporter.main import Embedded
+
+    port = free_port()
+    emb = Embedded.from_args(f"--listen 127.0.0.1:{port} --config-status ''", "127.0.0.1:1")
+    assert [str(t) for t in emb.exporter.targets] == ["127.0.0.1:1"]  # the host daemon's address
+    emb.start()
+    try:
+        assert get(f"http://127.0.0.1:{port}/-/healthy")[0] == 200
+        assert emb.healthy()
+        emb.turns.last_turn -= Embedded.STALL + 1  # as if the loop had hung
+        assert not emb.healthy()
+        time.sleep(0.7)  # the next turn (every 0.5 s) makes it healthy again
+        assert emb.healthy()
+    finally:
+        emb.close()
+    assert not emb.thread.is_alive() and not emb.healthy()
+
+
 def _listens_on(pid: str, port: int) -> bool:
     """Whether process ``pid`` holds a socket listening on TCP ``port`` (from /proc, no tools)."""
     try:
