@@ -162,9 +162,10 @@ class LogEntry:
 
 @dataclass
 class SnmpAgent:
-    """An SNMP agent on 127.0.0.1 serving ``table``; run it with ``with`` or start()/stop()."""
+    """An SNMP agent on ``host`` (a loopback address) serving ``table``; ``with`` or start()/stop()."""
 
     table: dict[Oid, Entry] = field(default_factory=dict)
+    host: str = "127.0.0.1"
     community: str | None = "public"  # None accepts any community
     port: int = 0
     writable: set[Oid] = field(default_factory=set)
@@ -232,7 +233,7 @@ class SnmpAgent:
     def start(self) -> SnmpAgent:
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", self.port))
+        sock.bind((self.host, self.port))
         sock.settimeout(0.2)
         self.port = sock.getsockname()[1]
         self._sock = sock
@@ -386,7 +387,8 @@ class SnmpAgent:
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description="programmable SNMP v1/v2c test agent on 127.0.0.1")
+    p = argparse.ArgumentParser(description="programmable SNMP v1/v2c test agent on a loopback address")
+    p.add_argument("--host", default="127.0.0.1", help="loopback address to listen on (127.0.0.1)")
     p.add_argument("--snmprec", type=Path, help="recording to serve")
     p.add_argument("--port", type=int, default=16161)
     p.add_argument("--community", default="public", help="'*' accepts any community")
@@ -407,7 +409,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"snmpagent: {exc}", file=sys.stderr)
         return 2
     agent = SnmpAgent(
-        table=table, community=None if args.community == "*" else args.community, port=args.port,
+        table=table, host=args.host, community=None if args.community == "*" else args.community, port=args.port,
         writable={parse_oid(o) for o in args.writable}, accept_all_sets=args.accept_all_sets,
         max_varbinds=args.max_varbinds, max_size=args.max_size, generr_multi=args.generr_multi,
     )
@@ -428,9 +430,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         agent.start()
     except OSError as exc:
-        print(f"snmpagent: cannot bind 127.0.0.1:{args.port}: {exc}", file=sys.stderr)
+        print(f"snmpagent: cannot bind {args.host}:{args.port}: {exc}", file=sys.stderr)
         return 2
-    print(f"snmpagent: serving {len(table)} OIDs on 127.0.0.1:{agent.port}", flush=True)
+    print(f"snmpagent: serving {len(table)} OIDs on {args.host}:{agent.port}", flush=True)
     try:
         while True:
             time.sleep(3600)
