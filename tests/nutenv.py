@@ -510,6 +510,22 @@ class NutEnv:
             self.wait_ready()
         return self
 
+    def start_together(self, socket_timeout: float = 30.0, ready_timeout: float = 30.0) -> NutEnv:
+        """Every driver started at once, then upsd (faster than :meth:`start`'s one by one); stops
+        whatever started if one of them does not come up."""
+        self.write_configs()
+        try:
+            for ups in self.upses:
+                self.start_driver(ups, wait=False)
+            for ups in self.upses:
+                self.wait_driver_socket(ups, socket_timeout)
+            self.start_upsd()
+            self.wait_ready(timeout=ready_timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
     def stop(self) -> None:
         self._kill(self._upsd, signal.SIGKILL)
         for proc in self._drivers.values():

@@ -86,14 +86,7 @@ def start(base: Path, lib: Path, transport: str, driver: str, flavour: str,
             del opts["protocol"]
         opts.setdefault("pollfreq", "2")  # Debian's refreshes the values only every pollfreq s
     spec = UpsSpec("ups", driver=driver, port="auto", options=opts, env=env_vars)
-    env = NutEnv(base, [spec], driver_flavour=flavour, upsd_flavour="debian")
-    env.write_configs()
-    for ups in env.upses:
-        env.start_driver(ups, wait=False)
-    env.wait_driver_socket("ups", 40)
-    env.start_upsd()
-    env.wait_ready(timeout=30)
-    return env
+    return NutEnv(base, [spec], driver_flavour=flavour, upsd_flavour="debian").start_together(socket_timeout=40)
 
 
 def control(base: Path, line: str) -> None:

@@ -160,19 +160,7 @@ def start_env(base: Path, sim: Snmpsim, names: list[str], versions: tuple[str, .
     specs = [UpsSpec(section(n, v), driver="snmp-ups", port=f"127.0.0.1:{sim.port}", desc=f"{n} via snmpsim",
                      options={"snmp_version": v, "community": f"nut-{n}", "mibs": "auto"})
              for n in names for v in versions]
-    env = NutEnv(base, specs, driver_flavour=flavour, upsd_flavour=flavour)
-    try:
-        env.write_configs()
-        for spec in specs:
-            env.start_driver(spec.name, wait=False)
-        for spec in specs:
-            env.wait_driver_socket(spec.name, 60)
-        env.start_upsd()
-        env.wait_ready(timeout=30)
-    except BaseException:
-        env.stop()
-        raise
-    return env
+    return NutEnv(base, specs, driver_flavour=flavour, upsd_flavour=flavour).start_together(socket_timeout=60)
 
 
 @pytest.fixture(scope="module")

@@ -184,10 +184,6 @@ async def detect_mapping(client: SnmpClient) -> tuple[str, str] | str:
     return det.result.name, det.model or ""
 
 
-def _quote(value: str) -> str:
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
 def section_items(found: Found) -> list[tuple[str, str]]:
     """The settings of one ups.conf section, in nut-scanner's order (driver, port, desc, mibs, then
     the credentials)."""
@@ -212,12 +208,6 @@ def section_items(found: Found) -> list[tuple[str, str]]:
 
 
 def format_sections(found: Sequence[Found], parsable: bool = False, first: int = 1) -> str:
-    out = []
-    for n, f in enumerate(found, first):
-        items = section_items(f)
-        if parsable:
-            out.append("SNMP:" + ",".join(f"{k}={_quote(v)}" for k, v in items))
-        else:
-            out.append(f"[nutdev{n}]")
-            out.extend(f"\t{k} = {_quote(v)}" for k, v in items)
-    return "".join(line + "\n" for line in out)
+    from nutlite.tools.common import scanner_sections
+
+    return scanner_sections("SNMP", [section_items(f) for f in found], parsable, first)

@@ -131,6 +131,23 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
                          terminal_columns() - 2 if width is None else width)
 
 
+def scanner_sections(bus: str, sections: Sequence[Sequence[tuple[str, str]]], parsable: bool = False,
+                     first: int = 1) -> str:
+    """nut-scanner's output for ``sections`` (each a list of ups.conf settings): ``[nutdevN]`` with
+    tab-indented ``key = "value"`` lines, or with ``parsable`` its ``BUS:key="value",...`` lines."""
+    def quote(value: str) -> str:
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+    out = []
+    for n, items in enumerate(sections, first):
+        if parsable:
+            out.append(f"{bus}:" + ",".join(f"{k}={quote(v)}" for k, v in items))
+        else:
+            out.append(f"[nutdev{n}]")
+            out.extend(f"\t{k} = {quote(v)}" for k, v in items)
+    return "".join(line + "\n" for line in out)
+
+
 def help_parser(tool: str, description: str = "", *, prog: str | None = None, usage: str | None = None,
                 files: Sequence[str] = (), environment: Sequence[str] = (), epilog: str = "",
                 help_flag: Literal["exit", "switch"] = "exit",

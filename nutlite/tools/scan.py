@@ -14,7 +14,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from nutlite.tools.common import NUT_VERSION, GetoptError, getopt
+from nutlite.tools.common import NUT_VERSION, GetoptError, getopt, scanner_sections
 from nutlite.usb import UsbDeviceInfo, UsbError
 
 PROG = "nutlite scan"
@@ -90,10 +90,6 @@ def driver_for(info: UsbDeviceInfo, q1_ids: dict[tuple[int, int], str]) -> str |
     return None
 
 
-def _quote(value: str) -> str:
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
 def section_items(info: UsbDeviceInfo, driver: str) -> list[tuple[str, str]]:
     """The settings of one section, in nut-scanner's order (strings only when the device has them)."""
     items = [("driver", driver), ("port", "auto"), ("vendorid", f"{info.vendor_id:04X}"),
@@ -107,15 +103,7 @@ def section_items(info: UsbDeviceInfo, driver: str) -> list[tuple[str, str]]:
 
 
 def format_sections(found: list[tuple[UsbDeviceInfo, str]], parsable: bool = False) -> str:
-    out = []
-    for n, (info, driver) in enumerate(found, 1):
-        items = section_items(info, driver)
-        if parsable:
-            out.append("USB:" + ",".join(f"{k}={_quote(v)}" for k, v in items))
-        else:
-            out.append(f"[nutdev{n}]")
-            out.extend(f"\t{k} = {_quote(v)}" for k, v in items)
-    return "".join(line + "\n" for line in out)
+    return scanner_sections("USB", [section_items(info, driver) for info, driver in found], parsable)
 
 
 def scan(backend: Any = None) -> tuple[list[tuple[UsbDeviceInfo, str]], list[str]]:
