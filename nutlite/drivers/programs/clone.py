@@ -29,7 +29,7 @@ class CloneOutlet(Driver):
     name = "clone-outlet"
     description = "clone outlet UPS Driver"
     version = "0.02"
-    options = (Option("prefix", "Outlet prefix (mandatory)"),)
+    options = (Option("prefix", "the parent's outlet variables to follow, e.g. outlet.group.1 (required)"),)
 
     def __init__(self, config: DriverConfig, state: DriverState | None = None) -> None:
         super().__init__(config, state)
@@ -218,13 +218,13 @@ class Clone(CloneOutlet):
     description = "Clone UPS driver"
     version = "0.03"
     options = (
-        Option("offdelay", "Delay before outlet shutdown (seconds)"),
-        Option("ondelay", "Delay before outlet startup (seconds)"),
-        Option("mincharge", "Remaining battery level when UPS switches to LB (percent)"),
-        Option("minruntime", "Remaining battery runtime when UPS switches to LB (seconds)"),
-        Option("load.off", "Command to switch off outlet"),
-        Option("load.on", "Command to switch on outlet"),
-        Option("load.status", "Variable that indicates outlet is on/off"),
+        Option("offdelay", "seconds from the shutdown decision to the parent's load.off (120)"),
+        Option("ondelay", "seconds from mains return to the parent's load.on (30)"),
+        Option("mincharge", "battery.charge in percent under which this outlet group shuts down on battery"),
+        Option("minruntime", "battery.runtime in seconds under which this outlet group shuts down on battery"),
+        Option("load.off", "the parent's instant command that switches the outlet group off"),
+        Option("load.on", "the parent's instant command that switches the outlet group on"),
+        Option("load.status", "the parent's variable that says whether the outlet group is on or off"),
     )
 
     def make_core(self) -> CloneCore:
