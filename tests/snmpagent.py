@@ -112,10 +112,10 @@ def _encode_value(proto: object, entry: Entry) -> object:
         return proto.ObjectIdentifier(value)
     if tag == "64":
         return proto.IpAddress(value)
-    if tag == "65":
-        return proto.Counter32(value)
+    if tag == "65":  # SNMPv1 calls them Counter and Gauge
+        return (getattr(proto, "Counter32", None) or proto.Counter)(value)
     if tag == "66":
-        return proto.Gauge32(value)
+        return (getattr(proto, "Gauge32", None) or proto.Gauge)(value)
     if tag == "67":
         return proto.TimeTicks(value)
     if tag == "68":

@@ -287,11 +287,16 @@ def oid_map(run: Run) -> dict[str, list[str]]:
     return out
 
 
-def survey(mapping: str, kmax: int = 12, phases: int = 1) -> dict:
+#: the constants beyond 0..12 that ``--wide`` also tries (bit masks, large enumerations)
+WIDE = (*range(13, 21), 24, 32, 48, 64, 96, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768, 65536, -1)
+
+
+def survey(mapping: str, kmax: int = 12, phases: int = 1, wide: bool = False) -> dict:
     """Every scheme for one mapping, and the per-variable view (scaling, enumerations, status tokens)."""
     counts = discover_counts(mapping, phases)
     runs = {name: run_driver(mapping, counts.derive(name)) for name in ["code", "str", "ticks", "big"]}
-    for k in range(0, kmax + 1):
+    ks = [*range(0, kmax + 1), *(WIDE if wide else ())]
+    for k in ks:
         runs[f"k{k}"] = run_driver(mapping, counts.derive(f"k{k}"))
     base = runs["code"]
     alarmish = [f for f in base.fetches if f.oid and (f.var in ("ups.status", "ups.alarm") or f.var.endswith(".alarm"))]
@@ -307,7 +312,7 @@ def survey(mapping: str, kmax: int = 12, phases: int = 1) -> dict:
         r = run_driver(mapping, counts.derive("code", {**neutral, concrete[oid]: ("2", k)}))
         return {v: r.vars.get(v, "") for v in watch if v in r.vars}
 
-    jobs = [(oid, k) for oid in status_oids for k in range(0, min(kmax, 12) + 1)]
+    jobs = [(oid, k) for oid in status_oids for k in [*range(0, min(kmax, 12) + 1), *(WIDE if wide else ())]]
     with ThreadPoolExecutor(2) as pool:
         for (oid, k), got in zip(jobs, pool.map(probe, jobs), strict=True):
             status.setdefault(oid, {})[k] = got
@@ -322,7 +327,7 @@ def survey(mapping: str, kmax: int = 12, phases: int = 1) -> dict:
             "oids": [f.oid] if f.oid else [], "kind": f.kind, "phase": f.phase,
             "code": code_val, "code_out": base.vars.get(f.var), "str_out": runs["str"].vars.get(f.var),
             "ticks_out": runs["ticks"].vars.get(f.var), "big_out": runs["big"].vars.get(f.var),
-            "k": {k: runs[f"k{k}"].vars.get(f.var) for k in range(0, kmax + 1)},
+            "k": {k: runs[f"k{k}"].vars.get(f.var) for k in ks},
         }
     update_vars = sorted({f.var for f in base.fetches if f.phase == "update"})
     return {
@@ -334,6 +339,7 @@ def survey(mapping: str, kmax: int = 12, phases: int = 1) -> dict:
         "runs": {n: {"rc": r.rc, "seconds": r.seconds, "requests": r.requests, "nvars": len(r.vars),
                      "error": r.error} for n, r in runs.items()},
         "vars_by_scheme": {n: r.vars for n, r in runs.items()},
+        "fetches_by_scheme": {n: [[f.var, f.oid, f.kind, f.phase, f.value] for f in r.fetches] for n, r in runs.items()},
     }
 
 
@@ -462,6 +468,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-upsd", action="store_true")
     p.add_argument("--phases", type=int, default=1)
     p.add_argument("--kmax", type=int, default=12, help="constant schemes k0..kN walk enumerations")
+    p.add_argument("--wide", action="store_true", help="also the constants of WIDE (bit masks, big codes)")
     p.add_argument("--upsd-only", action="store_true", help="reuse the saved JSON, redo the upsd pass")
     args = p.parse_args(argv)
     names = list(MAPPINGS) if args.all else args.mappings
@@ -486,7 +493,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.upsd_only:
         datas = {n: json.loads((args.out / f"{n}{suffix}.json").read_text()) for n in names}
     with ThreadPoolExecutor(args.jobs) as pool:
-        futures = {pool.submit(survey, n, kmax=args.kmax, phases=args.phases): n for n in names if n not in datas}
+        futures = {pool.submit(survey, n, kmax=args.kmax, phases=args.phases, wide=args.wide): n for n in names if n not in datas}
         for fut in as_completed(futures):
             n = futures[fut]
             try:

@@ -21,6 +21,7 @@ discovery are not counted), for the benchmark and the tests.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import ipaddress
 import logging
 from collections.abc import Iterable, Sequence
@@ -194,6 +195,30 @@ class SnmpSettings:
                 raise SnmpConfigError(f"privProtocol = '{self.priv_protocol}': expected one of "
                                       f"{', '.join(PRIV_PROTOCOLS)}")
             _check_password("privPassword", self.priv_password, self.sec_level)
+            _check_cipher(self.priv_protocol)
+
+
+def _check_cipher(protocol: str) -> None:
+    """SNMPv3 privacy needs the Python library cryptography (v1, v2c and v3 authentication do not): when
+    pysnmp cannot use it, say so in one line instead of a "Ciphering services not available" per poll."""
+    des = protocol.upper() == "DES"
+    try:  # pysnmp's cipher modules record whether their cryptography imports worked
+        cipher = importlib.import_module("pysnmp.proto.secmod." + ("rfc3414.priv.des" if des else "rfc3826.priv.aes"))
+    except ImportError:
+        return  # no pysnmp at all: the client's own import says so
+    if not getattr(cipher, "PysnmpCryptoError", False):
+        return
+    try:
+        import cryptography  # noqa: PLC0415
+
+        found = f"cryptography {cryptography.__version__} is too old for this pysnmp"
+    except ImportError:
+        found = "cryptography is not installed"
+    # pysnmp 7.1 (as pip installs it) imports TripleDES and CFB from cryptography's 43 and 47 places; the
+    # Debian package's copy of pysnmp also takes them from where bookworm's cryptography 38 has them.
+    raise SnmpConfigError(f"privProtocol = '{protocol}': SNMPv3 privacy needs the Python library cryptography, "
+                          f"and {found}: apt install python3-cryptography, or pip install "
+                          f"'cryptography>={43 if des else 47}'")
 
 
 def _check_password(name: str, value: str | None, level: str) -> None:

@@ -170,18 +170,15 @@ async def scan(hosts: Iterable[str], port: int, credentials: Sequence[SnmpSettin
 
 async def detect_mapping(client: SnmpClient) -> tuple[str, str] | str:
     """snmp-ups's ``mibs = auto`` detection on ``client``'s agent: (mapping, model) or the refusal."""
-    try:
-        from nutlite.drivers.tables import snmp as tables  # type: ignore[attr-defined]
-        from nutlite.snmp.detect import Detector  # type: ignore[import-not-found]
-    except ImportError:
-        return "answers SNMP, but this build has no MIB mappings yet (snmp-ups is not finished)"
+    from nutlite.drivers.tables import snmp as tables
+    from nutlite.snmp.detect import Detector
 
-    det = Detector(tables.registry(), "auto")
+    det = Detector(tables, "auto")
     while (oids := det.next_oids()) is not None:
         det.feed(await client.get(oids))
     if det.error is not None or det.result is None:
         return det.error or "no MIB mapping fits"
-    return det.result.name, det.model or ""
+    return det.result.name, det.model.strip()
 
 
 def section_items(found: Found) -> list[tuple[str, str]]:

@@ -117,11 +117,12 @@ class SnmpUps(Driver):
         return self.settings.where
 
     async def initups(self) -> None:
-        Detector = core("nutlite.snmp.detect", "Detector")  # noqa: N806 - a class
+        from nutlite.snmp.detect import Detector
+
         self.client = SnmpClient(self.settings)
         try:
-            await self.client.open()
             detector = Detector(registry(), self.mibs)
+            await self.client.open()
             while (oids := detector.next_oids()) is not None:
                 detector.feed(await self.client.get(oids))
         except SnmpTimeout as exc:
@@ -136,7 +137,7 @@ class SnmpUps(Driver):
             raise DriverError(f"[{self.upsname}]: {exc}") from None
         if detector.error:
             await self.client.close()
-            raise DriverError(detector.error)
+            raise DriverError(f"[{self.upsname}] (host {self.where}): {detector.error}")
         self.mapping = detector.result
         self.engine = make_engine(self, self.mapping)
 
@@ -145,7 +146,9 @@ class SnmpUps(Driver):
             if key.lower() in {k.lower() for k in UNPUBLISHED}:
                 self.delinfo(f"driver.parameter.{key}")
         self.setinfo("driver.version.data", version_data(self.mapping))
-        await self._full_pass(first=True)
+        self.setinfo("device.type", self.mapping.device_type)
+        await self._pass(self.engine.first_pass())
+        self._passes = 1
         model = self.getinfo("ups.model") or self.getinfo("device.model") or ""
         self.log.info("Detected %s on host %s (mib: %s)", model, self.where, version_data(self.mapping, short=True))
         for name in self.engine.commands():
@@ -174,7 +177,7 @@ class SnmpUps(Driver):
                 await self._full_pass()
                 self._next_full = time.monotonic() + self.pollfreq
             else:
-                await self._pass(self.engine.quick_requests())
+                await self._pass(self.engine.quick_pass())
         except SnmpTimeout as exc:
             self._lost(str(exc))
             return
@@ -193,15 +196,16 @@ class SnmpUps(Driver):
             self.log.error("[%s] data stale: %s", self.upsname, text)
         self.datastale()
 
-    async def _full_pass(self, first: bool = False) -> None:
-        semistatic = first or self._passes % self.semistaticfreq == 0
-        await self._pass(self.engine.full_requests(first=first, semistatic=semistatic))
+    async def _full_pass(self) -> None:
+        await self._pass(self.engine.full_pass(semistatic=self._passes % self.semistaticfreq == 0))
         self._passes += 1
 
-    async def _pass(self, requests: Any) -> None:
+    async def _pass(self, plan: Any) -> None:
+        """Run one pass of the engine: its GETs (batched by the client), then publish what it read."""
         assert self.client is not None
-        answers = await fetch(self.client, requests)
-        self._apply(self.engine.consume(answers))
+        while (oids := plan.next_oids()) is not None:
+            plan.feed(await self.client.get(oids))
+        self._apply(plan.result())
 
     def _apply(self, result: Any) -> None:
         for name, value in result.values.items():
@@ -211,6 +215,8 @@ class SnmpUps(Driver):
                 self.delinfo(name)
         for message in result.problems:
             self.log.warning("[%s] %s", self.upsname, message)
+        for message in result.absent:
+            self.log.info("[%s] the device lacks %s", self.upsname, message)
 
     # ---- commands and SETs
 
@@ -268,20 +274,10 @@ class SnmpUps(Driver):
 # The glue to the sans-IO core (nutlite.snmp.engine / detect, nutlite.drivers.tables.snmp)
 
 
-def core(module: str, name: str | None = None) -> Any:
-    """A part of the sans-IO SNMP core, or a DriverError saying it is missing from this build."""
-    import importlib
-
-    try:
-        mod = importlib.import_module(module)
-        return getattr(mod, name) if name else mod
-    except (ImportError, AttributeError) as exc:
-        raise DriverError(f"this build of nutlite lacks the SNMP core ({module}{'.' + name if name else ''}: "
-                          f"{exc}); snmp-ups cannot run without it") from None
-
-
 def registry() -> Any:
-    return core("nutlite.drivers.tables.snmp")
+    from nutlite.drivers.tables import snmp
+
+    return snmp
 
 
 def mapping_list() -> str:
@@ -293,19 +289,7 @@ def version_data(mapping: Any, short: bool = False) -> str:
 
 
 def make_engine(driver: SnmpUps, mapping: Any) -> Any:
-    Engine = core("nutlite.snmp.engine", "Engine")  # noqa: N806 - a class
+    from nutlite.snmp.engine import Engine
+
     return Engine(mapping, {"notransferoids": driver.testvar("notransferoids"),
                             "symmetrathreephase": driver.testvar("symmetrathreephase")})
-
-
-async def fetch(client: SnmpClient, requests: Any) -> dict[str, Any]:
-    """Run the engine's requests (GET batches and walks) and gather every answer."""
-    answers: dict[str, Any] = {}
-    oids = [r for r in requests if isinstance(r, str)]
-    if oids:
-        answers.update(await client.get(oids))
-    for r in requests:
-        if not isinstance(r, str):
-            answers.update(await client.walk(r.base))
-    return answers
-

@@ -1,0 +1,333 @@
+"""The sans-IO core of snmp-ups: what to ask a device, and what its answers publish.
+
+``Engine(mapping, options)`` plans passes over a :class:`~nutlite.snmp.mib.Mapping`. A pass is a short
+conversation: ``next_oids()`` says what to GET (``None``: done), ``feed(answers)`` takes the answers,
+``result()`` gives the NUT variables to publish and the problems to log. The first pass reads the count
+variables (outlets, phases) first, then every entry and every command OID; later passes read what is
+not static. The shell (``nutlite.drivers.programs.snmp_ups``) sends the GETs, batched.
+
+NUT's rules kept here: entries are read in table order and the last one that answered sets the
+variable; OIDs that do not answer in the first pass are not asked again; ``ups.status`` tokens come in
+entry order, duplicates kept, and an empty status is published as an empty string; a command is
+offered when a GET of its OID gets a reply without an error (so v2c lists it even for noSuchInstance,
+v1 drops it on noSuchName).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+from nutlite.snmp import values as fmt
+from nutlite.snmp.mib import ALARM, CONST, LOOKUP, NUM, STATUS, TEXT, Command, Entry, Mapping
+from nutlite.snmp.types import INTEGER, OCTETS, Answer, Missing, Value
+
+#: at most this many outlets / groups / phases per count (a count beyond it is reported and capped)
+MAX_COUNT = 256
+#: variables the quick pass (every pollinterval) reads besides ups.status and ups.alarm
+QUICK_VARS = frozenset({"battery.charge", "battery.runtime", "input.voltage", "output.voltage", "ups.load"})
+_REPLIES = (Missing.NO_SUCH_OBJECT, Missing.NO_SUCH_INSTANCE, Missing.END_OF_MIB)
+
+
+@dataclass
+class Result:
+    values: dict[str, str] = field(default_factory=dict)
+    removed: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # wrong types, bad counts (warnings, once per OID)
+    absent: list[str] = field(default_factory=list)  # OIDs the device lacks (once each)
+
+
+@dataclass(frozen=True, slots=True)
+class RwInfo:
+    name: str
+    kind: str  # "string" or "number"
+    length: int = 0
+    enums: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class _Item:
+    """One entry made concrete: %i and %d replaced."""
+
+    entry: Entry
+    var: str
+    oid: str
+
+
+class Pass:
+    """One read of the device; see the module text."""
+
+    def __init__(self, engine: Engine, items: list[_Item] | None, first: bool, quick: bool = False) -> None:
+        self.engine = engine
+        self.first = first
+        self.quick = quick
+        self.answers: dict[str, Answer] = {}
+        self._items = items
+        self._stage = 0 if items is None else 1
+        self._result = Result()
+
+    def next_oids(self) -> list[str] | None:
+        if self._stage == 0:
+            self._stage = 1
+            oids = self.engine._count_oids()
+            if oids:
+                return oids
+        if self._stage == 1:
+            self._stage = 2
+            if self._items is None:
+                self._items = self.engine._items(self.first, self.quick)
+            oids = [it.oid for it in self._items if it.oid and it.oid not in self.answers]
+            oids += [it.entry.aux.replace("%d", "0") for it in self._items if it.entry.aux]
+            if self.first:
+                oids += [c.oid for c in self.engine._all_commands() if c.oid not in self.answers]
+            oids = list(dict.fromkeys(oids))
+            if oids:
+                return oids
+        return None
+
+    def feed(self, answers: dict[str, Answer]) -> None:
+        self.answers.update(answers)
+        if self._stage == 1:
+            self.engine._learn_counts(self.answers, self._result)
+
+    def result(self) -> Result:
+        assert self._items is not None, "result() before the pass ran"
+        return self.engine._evaluate(self._items, self.answers, self.first, self._result)
+
+
+class Engine:
+    def __init__(self, mapping: Mapping, options: dict[str, object] | None = None) -> None:
+        self.mapping = mapping
+        self.options = dict(options or {})
+        self.counts: dict[str, int] = {}
+        self.bases: dict[str, int] = {}
+        self.dead: set[str] = set()
+        self._reported: set[str] = set()
+        self._offered: list[str] = []
+        self._has_status = any(e.kind == STATUS or (e.kind == CONST and e.var == "ups.status")
+                               for e in mapping.entries)
+        self._count_vars = sorted({e.each for e in mapping.entries if e.each}
+                                  | {e.phase_of for e in mapping.entries if e.phase_of}
+                                  | {c.each for c in mapping.commands if c.each})
+        self._count_entries = [e for e in mapping.entries if e.var in self._count_vars and e.oid]
+        skip_transfer = bool(self.options.get("notransferoids"))
+        self._entries = tuple(e for e in mapping.entries
+                              if not (skip_transfer and e.var.startswith("input.transfer.")))
+
+    # ---- passes
+
+    def first_pass(self) -> Pass:
+        return Pass(self, None, first=True)
+
+    def full_pass(self, semistatic: bool = False) -> Pass:
+        return Pass(self, self._items(first=semistatic, quick=False), first=False)
+
+    def quick_pass(self) -> Pass:
+        return Pass(self, self._items(first=False, quick=True), first=False, quick=True)
+
+    # ---- the parts of a pass
+
+    def _count_oids(self) -> list[str]:
+        oids = [e.oid.replace("%d", "0") for e in self._count_entries]
+        for var in self._count_vars:  # index base probe: does the template answer at index 0?
+            probe = self._first_template(var)
+            if probe is not None:
+                oids.append(probe.replace("%i", "0").replace("%d", "0"))
+        return list(dict.fromkeys(oids))
+
+    def _first_template(self, count_var: str) -> str | None:
+        for e in self._entries:
+            if e.each == count_var and "%i" in e.oid and not e.phase_of:
+                return e.oid
+        return None
+
+    def _learn_counts(self, answers: dict[str, Answer], result: Result) -> None:
+        for e in self._count_entries:
+            oid = e.oid.replace("%d", "0")
+            got = answers.get(oid)
+            if isinstance(got, Value):
+                try:
+                    n = fmt.integer(got)
+                except fmt.WrongType as exc:
+                    self._problem(result, oid, f"{e.var} ({oid}): {exc}")
+                    continue
+                if n < 0 or n > MAX_COUNT:
+                    self._problem(result, oid, f"{e.var} ({oid}): {n} is out of range 0..{MAX_COUNT}; "
+                                                f"using {max(0, min(n, MAX_COUNT))}")
+                    n = max(0, min(n, MAX_COUNT))
+                self.counts[e.var] = n
+        for var in self._count_vars:
+            probe = self._first_template(var)
+            if probe is not None:
+                got = answers.get(probe.replace("%i", "0").replace("%d", "0"))
+                # NUT's test: a reply without an error status (v2c noSuchInstance is one) means base 0
+                self.bases[var] = 0 if isinstance(got, Value) or got in _REPLIES else 1
+
+    def _indices(self, count_var: str) -> range:
+        base = self.bases.get(count_var, 1)
+        return range(base, base + self.counts.get(count_var, 0))
+
+    def _expand(self, entries: Iterable[Entry]) -> Iterator[_Item]:
+        for e in entries:
+            if e.phase_of and self.counts.get(e.phase_of, 1) != e.phases:
+                continue
+            oid = e.oid.replace("%d", "0")
+            if e.each and "%i" in (e.var + oid):
+                for i in self._indices(e.each):
+                    yield _Item(e, e.var.replace("%i", str(i)), oid.replace("%i", str(i)))
+            else:
+                yield _Item(e, e.var, oid)
+
+    def _items(self, first: bool, quick: bool) -> list[_Item]:
+        if first:
+            chosen: Iterable[Entry] = self._entries
+        elif quick:
+            chosen = [e for e in self._entries if not e.static and e.kind != CONST
+                      and (e.kind in (STATUS, ALARM) or e.var in QUICK_VARS)]
+        else:
+            chosen = [e for e in self._entries if not e.static and e.kind != CONST]
+        return [it for it in self._expand(chosen) if not (it.oid in self.dead and not first)]
+
+    def _all_commands(self) -> list[Command]:
+        out: list[Command] = []
+        for c in self.mapping.commands:
+            if c.each and "%i" in c.name + c.oid:
+                out += [Command(c.name.replace("%i", str(i)), c.oid.replace("%i", str(i)).replace("%d", "0"),
+                                c.value) for i in self._indices(c.each)]
+            else:
+                out.append(Command(c.name, c.oid.replace("%d", "0"), c.value))
+        return out
+
+    def _evaluate(self, items: list[_Item], answers: dict[str, Answer], first: bool, result: Result) -> Result:
+        tokens: list[str] = []
+        alarms: dict[str, list[str]] = {}
+        status_read = False
+        for it in items:
+            e = it.entry
+            if e.kind == CONST:
+                if e.var == "ups.status":
+                    status_read = True
+                else:
+                    result.values[it.var] = e.value
+                continue
+            got = answers.get(it.oid)
+            if not isinstance(got, Value):
+                if first and got is not None:
+                    self.dead.add(it.oid)
+                    if e.default:
+                        result.values[it.var] = e.default
+                if got is not None and it.oid not in self._reported:
+                    self._reported.add(it.oid)
+                    result.absent.append(f"{it.var} ({it.oid}): {got.value}")
+                if e.kind == STATUS:
+                    status_read = True
+                continue
+            try:
+                if e.convert:
+                    aux = answers.get(e.aux.replace("%d", "0")) if e.aux else None
+                    out = fmt.convert(e.convert, got, aux if isinstance(aux, Value) else None)
+                    if out is not None:
+                        result.values[it.var] = out
+                elif e.kind == NUM:
+                    result.values[it.var] = fmt.scaled(fmt.number(got), e.scale, e.decimals)
+                elif e.kind == TEXT:
+                    result.values[it.var] = fmt.text(got)
+                elif e.kind == LOOKUP and got.tag == OCTETS:
+                    result.values[it.var] = fmt.text(got)  # a string where a code is expected: as is (NUT)
+                elif e.kind == LOOKUP:
+                    k = fmt.integer(got)
+                    if k in e.enum:
+                        result.values[it.var] = e.enum[k]
+                    elif e.raw_unmatched:
+                        result.values[it.var] = str(k)
+                elif e.kind == STATUS:
+                    status_read = True
+                    tokens += e.enum.get(fmt.integer(got), "").split()
+                elif e.kind == ALARM:
+                    alarms.setdefault(it.var, [])
+                    if text := e.enum.get(fmt.integer(got), ""):
+                        alarms[it.var].append(text)
+            except fmt.WrongType as exc:
+                if e.kind == STATUS:
+                    status_read = True
+                self._problem(result, it.oid, f"{it.var} ({it.oid}): {exc}")
+        if self._has_status and (status_read or first):
+            result.values["ups.status"] = " ".join(tokens)
+        for var, texts in alarms.items():
+            if texts:
+                result.values[var] = " ".join(texts)
+            else:
+                result.removed.append(var)
+        if self.mapping.device_type == "ups":
+            for what in ("mfr", "model", "serial"):
+                if f"ups.{what}" in result.values and not any(e.var == f"device.{what}" for e in self._entries):
+                    result.values[f"device.{what}"] = result.values[f"ups.{what}"]
+        if first:
+            for var, n in self.counts.items():
+                if not any(e.var == var and e.oid for e in self._entries if e.oid):
+                    result.values.setdefault(var, str(n))
+            self._offered = [c.name for c in self._all_commands()
+                             if isinstance(answers.get(c.oid), Value) or answers.get(c.oid) in _REPLIES]
+        return result
+
+    def _problem(self, result: Result, oid: str, message: str) -> None:
+        if oid not in self._reported:
+            self._reported.add(oid)
+            result.problems.append(message)
+
+    # ---- commands and writable variables
+
+    def commands(self) -> list[str]:
+        return list(self._offered)
+
+    def writable(self) -> list[RwInfo]:
+        out: list[RwInfo] = []
+        for w in self.mapping.writable:
+            entry = self._entry_for(w.var)
+            if entry is not None and entry.kind == LOOKUP:
+                out.append(RwInfo(w.var, "number", 0, tuple(entry.enum.values())))
+            elif w.length:
+                out.append(RwInfo(w.var, "string", w.length))
+            else:
+                out.append(RwInfo(w.var, "number"))
+        return out
+
+    def _entry_for(self, var: str) -> Entry | None:
+        found = None
+        for e in self._entries:
+            if e.var == var and e.oid and e.oid.replace("%d", "0") not in self.dead:
+                found = e
+        return found
+
+    def instcmd(self, name: str, arg: str | None = None) -> list[tuple[str, Value]]:
+        """The SET for a command; KeyError if the device does not offer it."""
+        if name not in self._offered:
+            raise KeyError(name)
+        for c in self._all_commands():
+            if c.name == name:
+                value = Value(OCTETS, c.value.encode()) if isinstance(c.value, str) else Value(INTEGER, c.value)
+                return [(c.oid, value)]
+        raise KeyError(name)
+
+    def setvar(self, name: str, value: str) -> list[tuple[str, Value]]:
+        """The SET for ``upsrw``; KeyError if not writable, ValueError (clear text) for a bad value."""
+        info = next((w for w in self.writable() if w.name == name), None)
+        entry = self._entry_for(name)
+        if info is None or entry is None:
+            raise KeyError(name)
+        oid = entry.oid.replace("%d", "0")
+        if entry.kind == LOOKUP:
+            for k, label in entry.enum.items():
+                if label == value:
+                    return [(oid, Value(INTEGER, k))]
+            raise ValueError(f"'{value}' is not one of: {', '.join(entry.enum.values())}")
+        if info.kind == "string":
+            raw = value.encode("utf-8")
+            if len(raw) > info.length:
+                raise ValueError(f"longer than {info.length} bytes")
+            return [(oid, Value(OCTETS, raw))]
+        try:
+            number = float(value)
+        except ValueError:
+            raise ValueError(f"'{value}' is not a number") from None
+        return [(oid, Value(INTEGER, round(number / (entry.scale or 1))))]

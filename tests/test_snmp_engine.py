@@ -1,0 +1,107 @@
+"""The sans-IO SNMP core (detection, MIB tables, engine) on the real device recordings of
+../shared/data/snmp, compared value for value with what Debian's snmp-ups 2.8.0 published for each
+(the ``.vars``, ``.cmds`` and ``.rw`` files), for SNMP v2c and v1 answers. No network: the recording
+answers the GETs as snmpsim does (v2c noSuchInstance, v1 noSuchName for what it lacks).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from nutlite.drivers.tables import snmp as tables
+from nutlite.snmp import snmprec
+from nutlite.snmp.detect import Detector
+from nutlite.snmp.engine import Engine, Pass
+
+DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "snmp"
+RECORDINGS = sorted(p.name[: -len(".snmprec")] for p in DATA.glob("*.snmprec")) if DATA.is_dir() else []
+pytestmark = pytest.mark.skipif(not RECORDINGS, reason="../shared/data/snmp not found")
+
+# Allowed differences from NUT, each with its reason: (recording, version, variable) -> our value
+ALLOWED: dict[tuple[str, str, str], str | None] = {}
+
+
+def read_vars(path: Path) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for line in path.read_text(errors="surrogateescape").splitlines():
+        name, sep, value = line.partition(": ")
+        if not sep and line.endswith(":"):
+            name, sep, value = line[:-1], ":", ""
+        if sep:
+            out[name] = value
+    return out
+
+
+def read_cmds(path: Path) -> list[str]:
+    return sorted(m.group(1) for line in path.read_text().splitlines() if (m := re.match(r"(\S+) - ", line)))
+
+
+def read_rw(path: Path) -> list[str]:
+    return sorted(re.findall(r"^\[(\S+)\]$", path.read_text(), re.M))
+
+
+def run(plan: Pass, table: dict, version: str) -> dict[str, str]:
+    while (oids := plan.next_oids()) is not None:
+        plan.feed(snmprec.answer(table, oids, version))
+    res = plan.result()
+    return res.values
+
+
+def simulate(name: str, version: str = "v2c", mibs: str = "auto") -> tuple[Detector, Engine | None, dict[str, str]]:
+    """Detection, the first pass and one later pass, as the driver does them; the published values."""
+    table = snmprec.load(DATA / f"{name}.snmprec")
+    detector = Detector(tables, mibs)
+    while (oids := detector.next_oids()) is not None:
+        detector.feed(snmprec.answer(table, oids, version))
+    if detector.result is None:
+        return detector, None, {}
+    engine = Engine(detector.result)
+    published = {"device.type": detector.result.device_type,
+                 "driver.version.data": f"{detector.result.name} MIB {detector.result.version}"}
+    published.update(run(engine.first_pass(), table, version))
+    published.update(run(engine.full_pass(), table, version))
+    return detector, engine, published
+
+
+def expected(name: str, version: str) -> dict[str, str]:
+    suffix = ".v1.vars" if version == "v1" else ".vars"
+    got = read_vars(DATA / f"{name}.nut-2.8.0{suffix}")
+    return {k: v for k, v in got.items()
+            if not k.startswith("driver.") or k == "driver.version.data"}
+
+
+@pytest.mark.parametrize("version", ["v2c", "v1"])
+@pytest.mark.parametrize("name", RECORDINGS)
+def test_same_variables_as_nut(name: str, version: str) -> None:
+    want = expected(name, version)
+    detector, engine, got = simulate(name, version)
+    if not want:
+        assert detector.error, f"{name}: NUT refused the device, nutlite chose {detector.result}"
+        assert detector.sysoid in detector.error
+        return
+    assert detector.error is None, detector.error
+    for (rec, ver, var), ours in ALLOWED.items():
+        if rec == name and ver == version:
+            want.pop(var, None) if ours is None else want.__setitem__(var, ours)
+    missing = {k: v for k, v in want.items() if k not in got}
+    extra = {k: v for k, v in got.items() if k not in want}
+    wrong = {k: (want[k], got[k]) for k in want if k in got and got[k] != want[k]}
+    assert not (missing or extra or wrong), f"missing {missing}\nextra {extra}\nwrong (NUT, ours) {wrong}"
+
+
+@pytest.mark.parametrize("version", ["v2c", "v1"])
+@pytest.mark.parametrize("name", RECORDINGS)
+def test_same_commands_and_writable_variables(name: str, version: str) -> None:
+    suffix = ".v1.cmds" if version == "v1" else ".cmds"
+    want = read_cmds(DATA / f"{name}.nut-2.8.0{suffix}")
+    _, engine, got = simulate(name, version)
+    if engine is None:
+        assert not want
+        return
+    assert sorted(engine.commands()) == want
+    if version == "v2c":
+        offered = sorted(w.name for w in engine.writable() if w.name in got)
+        assert offered == read_rw(DATA / f"{name}.nut-2.8.0.rw")
