@@ -57,13 +57,14 @@ test: deps nut-deps ## run the whole test suite (unit, integration, interop)
 test-fast: deps ## unit tests only (no daemons)
 	$(PY) -m pytest -q -m "not interop" tests/test_parseconf.py tests/test_config.py
 
-bench: deps nut-deps ## benchmarks: upsd vs Debian's (throughput, latency, RSS, CPU), upsmon timing, exporter, password-guessing rate, systemd exposure scores, usbhid-ups vs Debian's (idle CPU, plug to data), the last image build and image test
+bench: deps nut-deps ## benchmarks: upsd vs Debian's (throughput, latency, RSS, CPU), upsmon timing, exporter, password-guessing rate, systemd exposure scores, usbhid-ups vs Debian's (idle CPU, plug to data), snmp-ups vs Debian's (round trips and time of one poll) and the SNMP scan, the last image build and image test
 	$(PY) bench/bench.py
 	$(PY) bench/upsmon_timing.py
 	$(PY) bench/exporter_bench.py
 	$(PY) bench/login_bench.py
 	$(PY) bench/unit_security.py
 	$(PY) bench/usb_bench.py
+	$(PY) bench/snmp_bench.py
 	$(PY) bench/image_figures.py
 
 lint: deps ## ruff

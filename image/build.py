@@ -45,6 +45,7 @@ PACKAGES = (
     "systemd-sysv", "udev", "dbus", "kmod", "netbase", "iproute2", "e2fsprogs",
     "linux-image-arm64", "raspi-firmware", "initramfs-tools", "busybox", "overlayroot",
     "openssh-server", "avahi-daemon", "avahi-utils", "libnss-mdns",
+    "python3-cryptography",  # SNMPv3 privacy for snmp-ups (a Recommends of the deb; Recommends are off here)
 )
 # Host tools: Debian package -> a program it provides (checked before installing).
 HOST_TOOLS = {

@@ -427,6 +427,49 @@ def _one_upsd(env: object, ups: str, agent: SnmpAgent, exercise: bool, set_rw: b
     return res
 
 
+# -- which OID offers each command ------------------------------------------------------------------
+
+
+def _commands_added(mapping: str, scheme: Scheme, missing: str) -> set[str]:
+    """The commands NUT's driver adds (v1) when the agent lacks ``missing`` (noSuchName)."""
+    def answer(oid: Oid) -> Entry | None:
+        return None if ".".join(map(str, oid)) == missing else scheme.answer(oid)
+
+    agent = SnmpAgent(community=COMMUNITY, accept_all_sets=True, catch_all=answer)
+    state = tempfile.mkdtemp(prefix="snmpsurvey-")
+    os.chmod(state, 0o777)
+    argv = [str(SNMP_UPS), "-s", "x", "-x", "port=127.0.0.1:{port}", "-x", f"community={COMMUNITY}", "-x",
+            "snmp_version=v1", "-x", f"mibs={mapping}", "-x", "snmp_retries=0", "-DD", "-d", "1"]
+    if os.geteuid() == 0:
+        argv += ["-u", "root"]
+    with agent:
+        argv[4] = argv[4].format(port=agent.port)
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+                              env={**os.environ, "NUT_STATEPATH": state}, errors="replace")
+    with contextlib.suppress(OSError):
+        os.rmdir(state)
+    init = proc.stderr.split("entering upsdrv_updateinfo")[0]
+    return {m.group(1) or m.group(2) for m in _ADDCMD.finditer(init)}
+
+
+def command_oids(mapping: str, data: dict) -> dict[str, str]:
+    """command -> the OID whose absence makes NUT drop it ("" when no single OID does): the GET that
+    decides whether the device offers it. ``data`` is the mapping's survey (counts, OIDs asked)."""
+    scheme = Scheme("code", {k: tuple(v) for k, v in data["counts"].items()}, tuple(data["templates"]))
+    full = _commands_added(mapping, scheme, "")
+    if not full:
+        return {}
+    probe = (data.get("probe") or ["", ""])[1]
+    candidates = [g for g in data["gets"] if g not in data["counts"] and g != probe]
+    owner: dict[str, str] = {}
+    with ThreadPoolExecutor(3) as pool:
+        for oid, got in zip(candidates, pool.map(lambda g: _commands_added(mapping, scheme, g), candidates),
+                            strict=True):
+            for c in sorted(full - got):
+                owner.setdefault(c, oid)
+    return {c: owner.get(c, "") for c in sorted(full)}
+
+
 # -- summary -------------------------------------------------------------------------------------
 
 
@@ -470,6 +513,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--kmax", type=int, default=12, help="constant schemes k0..kN walk enumerations")
     p.add_argument("--wide", action="store_true", help="also the constants of WIDE (bit masks, big codes)")
     p.add_argument("--upsd-only", action="store_true", help="reuse the saved JSON, redo the upsd pass")
+    p.add_argument("--commands", action="store_true",
+                   help="reuse the saved JSON: find each command's OID (<name>.commands.json)")
     args = p.parse_args(argv)
     names = list(MAPPINGS) if args.all else args.mappings
     bad = [n for n in names if n not in MAPPINGS]
@@ -490,6 +535,12 @@ def main(argv: list[str] | None = None) -> int:
         (args.out / f"{n}{suffix}.md").write_text(summary_md(d, d.get("upsd")))
 
     datas: dict[str, dict] = {}
+    if args.commands:
+        for n in names:
+            found = command_oids(n, json.loads((args.out / f"{n}.json").read_text()))
+            (args.out / f"{n}.commands.json").write_text(json.dumps(found, indent=1))
+            print(f"{n}: {len(found)} commands, {sum(1 for o in found.values() if o)} with an OID", flush=True)
+        return 0
     if args.upsd_only:
         datas = {n: json.loads((args.out / f"{n}{suffix}.json").read_text()) for n in names}
     with ThreadPoolExecutor(args.jobs) as pool:

@@ -64,6 +64,18 @@ HAND_DYNAMIC = {("apcc", v, "1.3.6.1.4.1.318.1.1.1." + o) for v, o in (
     ("output.frequency", "9.3.2.1.4.1"), ("output.frequency", "4.3.2.0"))}
 
 
+#: conversions found by varying one OID at a time against NUT: (mapping, variable, OID) -> (how, aux OID)
+HAND_CONVERT = {
+    ("apcc", "ambient.temperature", "1.3.6.1.4.1.318.1.1.10.2.3.2.1.4.1"):
+        ("unit_fahrenheit", "1.3.6.1.4.1.318.1.1.10.2.3.2.1.5.1"),
+}
+
+
+#: writable variables the survey's upsd pass could not see (their value was not published for the
+#: survey's answers), found in the recordings' upsrw -l lists: (mapping, variable) -> upsd type
+HAND_RW = {(m, "ups.start.auto"): "RW ENUM STRING:128" for m in ("pw", "pxgx_ups")}
+
+
 def nut_list() -> dict[str, tuple[str, list[str], str]]:
     """name -> (version, entry points, check OID) from Debian's ``snmp-ups -x mibs=--list``."""
     out = subprocess.run(["/lib/nut/snmp-ups", "-s", "x", "-x", "port=127.0.0.1", "-x", "mibs=--list"],
@@ -104,18 +116,38 @@ def find_scale(codev: int, out: str) -> tuple[float, int | None] | None:
     return None
 
 
-def tokens_of(status: dict[str, dict[str, str]], baseline: str, var: str) -> dict[int, str]:
-    """k -> the tokens one status/alarm OID at value k adds to the baseline."""
+def own_tokens(status: dict[str, dict[str, str]], baseline: str, var: str) -> list[str]:
+    """The baseline tokens (every status OID at 0) that this OID gives: the ones that go away when the
+    probe sets it to another value."""
     base = baseline.split()
+    own0: list[str] = []
+    for got in status.values():
+        lost = list(base)
+        for w in got.get(var, "").split():
+            if w in lost:
+                lost.remove(w)
+        if len(lost) > len(own0):
+            own0 = lost
+    return own0
+
+
+def tokens_of(all_status: dict[str, dict[str, dict[str, str]]], order: list[str], oid: str, baseline: str,
+              var: str) -> dict[int, str]:
+    """k -> the tokens one status/alarm OID gives at value k (the probe set it to k, all others to 0):
+    what it printed, less what the OIDs read before it (at its start) and after it (at its end) give at 0."""
+    own = {o: own_tokens(all_status.get(o, {}), baseline, var) for o in order}
+    where = order.index(oid) if oid in order else 0
+    prefix = [t for o in order[:where] for t in own[o]]
+    suffix = [t for o in order[where + 1:] for t in own[o]]
     out: dict[int, str] = {}
-    for k, got in status.items():
+    for k, got in all_status.get(oid, {}).items():
         words = got.get(var, "").split()
-        rest = list(words)
-        for b in base:
-            if b in rest:
-                rest.remove(b)
-        if rest:
-            out[int(k)] = " ".join(rest)
+        if prefix and words[: len(prefix)] == prefix:
+            words = words[len(prefix):]
+        if suffix and words[len(words) - len(suffix):] == suffix:
+            words = words[: len(words) - len(suffix)]
+        if words:
+            out[int(k)] = " ".join(words)
     return out
 
 
@@ -123,6 +155,7 @@ class Draft:
     def __init__(self, name: str, data: dict, phases3: dict | None, listing: tuple[str, list[str], str]) -> None:
         self.name, self.d, self.p3, self.listing = name, data, phases3, listing
         self.lines: list[str] = []
+        self.command_oids: dict[str, str] = {}
         self.notes: list[str] = []
 
     def count_vars(self) -> set[str]:
@@ -132,7 +165,7 @@ class Draft:
         d = self.d
         init = [f for f in d["fetches"] if f["phase"] == "init"]
         update = {(f["var"], f["oid"]) for f in d["fetches"] if f["phase"] == "update"}
-        k_runs = {int(n[1:]): rows for n, rows in d.get("fetches_by_scheme", {}).items() if re.fullmatch(r"k\d+", n)}
+        k_runs = {int(n[1:]): rows for n, rows in d.get("fetches_by_scheme", {}).items() if re.fullmatch(r"k-?\d+", n)}
         counts = self.count_vars()
         seen: set[tuple[str, str]] = set()
         out: list[str] = []
@@ -193,14 +226,17 @@ class Draft:
                 if m and not re.match(r"group\.", m.group(2)) and f["oid"]:
                     rows[m.group(2)].append((int(m.group(1)), f))
             for rest, items in rows.items():
-                by_oid: dict[str, str] = {}
-                for i, f in items:
-                    parts = f["oid"].replace("%i", "%d").split(".")
-                    pos = [j for j, p in enumerate(parts) if p == str(i)]
-                    # the component that follows the index across rows: the last one equal to i
-                    by_oid[f["oid"]] = ".".join("%i" if j == pos[-1] else p for j, p in enumerate(parts)) if pos else f["oid"]
-                distinct = {f["oid"] for _, f in items}
-                templ = Counter(by_oid.values()).most_common(1)[0][0] if len(distinct) > 1 else items[0][1]["oid"].replace("%i", "%d")
+                oids = [f["oid"].replace("%i", "%d").split(".") for _, f in items]
+                differ = [j for j in range(len(oids[0])) if len({len(o) for o in oids}) == 1
+                          and len({o[j] for o in oids}) > 1]
+                if len(differ) == 1:  # the index: the one component that changes from row to row
+                    templ = ".".join("%i" if j == differ[0] else p for j, p in enumerate(oids[0]))
+                else:  # one row, or rows that share an OID
+                    i0, f0 = items[0]
+                    parts = oids[0]
+                    pos = [j for j, p in enumerate(parts) if p == str(i0)]
+                    templ = ".".join("%i" if pos and j == pos[-1] and len({f["oid"] for _, f in items}) > 1
+                                     else p for j, p in enumerate(parts))
                 var_t = f"{stem}.%i.{rest}"
                 for _, f in items:
                     out[(f["var"], f["oid"])] = (var_t + "|" + templ, var_t, templ, cv)
@@ -214,13 +250,17 @@ class Draft:
         o = self.oid(oid)
         kind = f["kind"]
         if kind == "status":
-            toks = tokens_of(d["status"].get(f["oid"], {}), d["status_baseline"].get("ups.status", ""), "ups.status")
+            toks = tokens_of(d["status"], d["status_oids"], f["oid"], d["status_baseline"].get("ups.status", ""),
+                             "ups.status")
             return f"status({o}, {q(toks)}{', each=' + q(each) if each else ''}),"
         if var == "ups.alarm" or var.endswith(".alarm"):
-            toks = tokens_of(d["status"].get(f["oid"], {}), d["status_baseline"].get(var, ""), var)
+            toks = tokens_of(d["status"], d["status_oids"], f["oid"], d["status_baseline"].get(var, ""), var)
             v = "" if var == "ups.alarm" else f", var={q(var)}"
             return f"alarm({o}, {q(toks)}{v}{', each=' + q(each) if each else ''}),"
         value = f["value"]
+        if (self.name, var, oid) in HAND_CONVERT:
+            how, aux = HAND_CONVERT[(self.name, var, oid)]
+            return f"converted({q(var)}, {o}, {q(how)}, {self.oid(aux)}{opts}),"
         if not f["oid"]:
             return f"const({q(var)}, {q(value or '')}),"
         opts += HAND.get((self.name, var), "")
@@ -241,14 +281,15 @@ class Draft:
             return f"converted({q(var)}, {o}, \"temperature\", {self.oid(aux['oid'].replace('%i', '%d')) if aux else q('')}{opts}),"
         if looks_enum or (value is None):
             enum = {k: out for k, out in ks.items() if out is not None and out != str(k)
-                    and not (k >= 3 and out == str(k * 128))}  # NUT prints k*128 for a value its table lacks
-            raw = value is not None and value == str(code(parse_oid(concrete(f["oid"]))))
+                    and out != str(k * 128)}  # a numeric lookup prints k*128 for a code its table lacks
+            codev = code(parse_oid(concrete(f["oid"])))
+            unmatched = 1 if value == str(codev) else 128 if value == str(codev * 128) else 0
             if not enum and not any(outs):
                 self.notes.append(f"{var} {oid}: nothing published for any input; left out")
                 return ""
             if not enum:
                 return f"text({q(var)}, {o}{opts}),"
-            return f"lookup({q(var)}, {o}, {q(enum)}{', raw=True' if raw else ''}{opts}),"
+            return f"lookup({q(var)}, {o}, {q(enum)}{f', unmatched={unmatched}' if unmatched else ''}{opts}),"
         if kind == "str":
             return f"text({q(var)}, {o}{opts}),"
         codev = code(parse_oid(concrete(f["oid"])))
@@ -288,6 +329,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--survey", type=Path, default=Path("/tmp/sv"))
     p.add_argument("--family", nargs="*")
+    p.add_argument("--wide", type=Path, default=Path("/tmp/svw"),
+                   help="a survey run with --wide (constants past 12: bit masks, big codes), merged in")
     args = p.parse_args(argv)
     listing = nut_list()
     fams: dict[str, list[str]] = defaultdict(list)
@@ -303,8 +346,18 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{name}: no survey at {src}", file=sys.stderr)
                 continue
             data = json.loads(src.read_text())
+            wide = args.wide / f"{name}.json"
+            if wide.exists():
+                w = json.loads(wide.read_text())
+                for n, rows in w.get("fetches_by_scheme", {}).items():
+                    data.setdefault("fetches_by_scheme", {}).setdefault(n, rows)
+                for oid, per_k in w.get("status", {}).items():
+                    for k, got in per_k.items():
+                        data["status"].setdefault(oid, {}).setdefault(k, got)
             p3 = args.survey / f"{name}.phases3.json"
             draft = Draft(name, data, json.loads(p3.read_text()) if p3.exists() else None, listing[name])
+            cmd_file = args.survey / f"{name}.commands.json"
+            draft.command_oids = json.loads(cmd_file.read_text()) if cmd_file.exists() else {}
             blocks.append(render(draft))
             for n in draft.notes:
                 print(f"{name}: {n}", file=sys.stderr)
@@ -338,28 +391,56 @@ def render(draft: Draft) -> str:
         const_lines.append(f"        const({q(k)}, {q(v)}),")
     entries = ["        " + e for e in draft.entries() if e]
     upsd = d.get("upsd") or {}
-    sets = upsd.get("sets", {})
-    cmds = []
+    cmds: list[str] = []
+    done: set[str] = set()
+    counts = draft.count_vars()
+    probes = draft.command_oids
     for c in upsd.get("cmds", []):
-        s = sets.get(c)
-        if not s:
-            draft.notes.append(f"command {c}: no SET seen")
-            continue
-        oid, value = s[0] if isinstance(s, list) and s and isinstance(s[0], list) else (None, None)
-        if oid is None:
-            draft.notes.append(f"command {c}: SET record {s} not understood")
-            continue
-        cmds.append(f"        cmd({q(c)}, {draft.oid(oid)}, {q(value)}),")
+        vbs = (upsd.get("sets", {}).get(c) or {}).get("set") or []
+        if vbs and vbs[0][1]:
+            oid, (tag, value) = vbs[0][0], vbs[0][1]
+            value = int(value) if tag in ("2", "65", "66", "67") else str(value)
+        else:  # NUT sends nothing ("a provided or default value is needed"): the user gives the value
+            oid, value = probes.get(c, ""), None
+            draft.notes.append(f"command {c}: no SET seen; {'OID ' + oid if oid else 'no OID found'}")
+        m = re.match(r"(outlet(?:\.group)?)\.(\d+)\.(.+)$", c)
+        each = ""
+        if m and f"{m.group(1)}.count" in counts:
+            i, parts = m.group(2), oid.split(".") if oid else []
+            pos = [j for j, p in enumerate(parts) if p == i]
+            if pos:
+                parts[pos[-1]] = "%i"
+            oid, c, each = ".".join(parts), f"{m.group(1)}.%i.{m.group(3)}", f"{m.group(1)}.count"
+            if c in done:
+                continue
+        done.add(c)
+        cmds.append(f"        cmd({q(c)}, {draft.oid(oid) if oid else q('')}, {q(value) if value is not None else 'None'}"
+                    f"{', each=' + q(each) if each else ''}),")
     rws = []
-    for var, desc in upsd.get("rw", {}).items():
-        m = re.search(r"STRING:(\d+)", str(desc))
+    seen_rw: set[str] = set()
+    rw_items = list(upsd.get("rw", {}).items()) + [(v, {"type": t}) for (m, v), t in HAND_RW.items() if m == draft.name]
+    for var, info in rw_items:
+        m = re.match(r"(outlet\.group|outlet|ambient)\.(\d+)\.(.+)$", var)
+        if m and f"{m.group(1)}.count" in counts:
+            var = f"{m.group(1)}.%i.{m.group(3)}"
+        if var in seen_rw:
+            continue
+        seen_rw.add(var)
+        m = re.search(r"STRING:(\d+)", str(info.get("type", "")))
         rws.append(f"        rw({q(var)}{', ' + m.group(1) if m else ''}),")
     model = d["probe"][1] if d.get("probe") and d["probe"][1] else ""
+    one_based = []
+    for cv in sorted(counts):
+        stem = cv[: -len(".count")]
+        idx = {int(m.group(1)) for f in d["fetches"] if (m := re.match(re.escape(stem) + r"\.(-?\d+)\.", f["var"]))}
+        if idx and min(idx) == 1:
+            one_based.append(cv)
     const_name = draft.name.upper().replace("-", "_")
     lines = [f"P = {q(draft.prefix)}", "",
              f"{const_name} = Mapping(",
              f"    {q(draft.name)}, {q(ver)}, sysoid={q(tuple(points)) if len(points) > 1 else q(points[0])}, check={q(check)},",
-             f"    model={draft.oid(model) if model else q('')}, device_type={q(dtype)},",
+             f"    model={draft.oid(model) if model else q('')}, device_type={q(dtype)},"
+             + (f" one_based={q(tuple(one_based))}," if one_based else ""),
              "    entries=(", *const_lines, *entries, "    ),",
              "    commands=(", *cmds, "    ),",
              "    writable=(", *rws, "    ),", ")", ""]

@@ -6,13 +6,19 @@ The package is built once per session into a tmp folder. Its contents are checke
 Debian bookworm root made by mmdebstrap (the root tarball is made once per session), where the
 installed commands run with Debian's own Python libraries, and purged again.
 
+pysnmp 7 and pyasn1 0.6, which bookworm lacks, are vendored (packaging/vendor.py): the package must carry
+them with their licences, and in the fresh root SNMP v2c and v3 must work through /usr/bin/nutlite's path
+with bookworm's python3-cryptography 38, or fail in one clear line without it.
+
 mmdebstrap needs root and the Debian mirror: without them the install test is skipped, or fails
 with NUTLITE_REQUIRE_REAL_NUT=1 (as the other tests that need real Debian programs).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -20,6 +26,7 @@ import socket
 import stat
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -30,6 +37,7 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "packaging"))
 import build_deb  # noqa: E402
+import vendor  # noqa: E402
 
 VERSION = build_deb.version()
 UNITS = ["nut.target", "nut-driver.target", "nut-driver@.service", "nut-server.service", "nut-monitor.service",
@@ -37,6 +45,8 @@ UNITS = ["nut.target", "nut-driver.target", "nut-driver@.service", "nut-server.s
 # The tags docs/packaging.md lists as left on purpose (the others are overridden in the package).
 ALLOWED_LINTIAN = {"bogus-mail-host", "bogus-mail-host-in-debian-changelog"}
 MIRROR = os.environ.get("NUTLITE_DEBIAN_MIRROR", "http://deb.debian.org/debian")
+SNMP_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "snmp"
+VENDOR = "usr/lib/nutlite/vendor"
 
 
 def need(what: str) -> None:
@@ -148,6 +158,45 @@ def test_control_fields_and_conffiles(deb: Path, tmp_path: Path) -> None:
         assert '[ -d /run/systemd/system ]' in (ctrl / script).read_text()
 
 
+def test_vendored_pysnmp_and_pyasn1_with_their_licences(deb: Path, tmp_path: Path) -> None:
+    files = contents(deb)
+    for module in ("pysnmp/__init__.py", "pysnmp/hlapi/v3arch/asyncio/__init__.py",
+                   "pysnmp/proto/secmod/rfc3826/priv/aes.py", "pyasn1/__init__.py", "pyasn1/codec/ber/decoder.py"):
+        assert files[f"{VENDOR}/{module}"][0] == "-rw-r--r--", module
+    assert not [f for f in files if f.startswith(VENDOR) and (".dist-info" in f or "pysmi" in f)]
+    # The build venv's files, byte for byte, except the three cipher modules with the cryptography fallback.
+    tree = tmp_path / "tree"
+    subprocess.run(["dpkg-deb", "-x", str(deb), str(tree)], check=True)
+    patched = {rel for _, rel, _, _ in vendor.PATCHES}
+    shipped = {str(p.relative_to(tree / VENDOR)) for p in (tree / VENDOR).rglob("*.py")}
+    for name, tops in vendor.VENDORED.items():
+        dist = vendor.find_distribution(name)
+        theirs = {str(f) for f in dist.files if str(f).split("/")[0] in tops and str(f).endswith(".py")}
+        assert theirs and theirs <= shipped, (name, sorted(theirs - shipped)[:5])
+        for rel in theirs:
+            same = (tree / VENDOR / rel).read_bytes() == Path(str(dist.locate_file(rel))).read_bytes()
+            assert same != (rel in patched), rel
+    for rel in patched:
+        assert "except ImportError:  # nutlite: cryptography <" in (tree / VENDOR / rel).read_text(), rel
+    # Debian's copyright file names each vendored library, its version and its licence, with the text.
+    copyright_file = (tree / "usr/share/doc/nutlite/copyright").read_text()
+    for name in vendor.VENDORED:
+        version = vendor.find_distribution(name).version
+        stanza = copyright_file.split(f"Files: {VENDOR}/{name}/*\n", 1)[1].split("\n\n", 1)[0]
+        assert f"{name} {version}" in stanza and "\nLicense: BSD-2-Clause\n" in stanza, stanza[:300]
+        assert " Redistribution and use in source and binary forms" in stanza
+    assert "Ilya Etingof" in copyright_file and "LeXtudio" in copyright_file
+    fields = dict(re.findall(r"^([A-Za-z-]+): (.*)$", (control(deb, tmp_path) / "control").read_text(), re.M))
+    assert "python3-cryptography" in fields["Recommends"].split(", ")
+    assert "pyasn1" not in fields["Depends"] and "pysnmp" not in fields["Depends"]
+
+
+def test_vendor_names_a_missing_distribution(tmp_path: Path) -> None:
+    with pytest.raises(vendor.VendorError, match="no 'no-such-snmp-lib' distribution to copy into "
+                                                 "usr/lib/nutlite/vendor"):
+        vendor.vendor(tmp_path, {"no-such-snmp-lib": ("nosuch",)})
+
+
 def test_lintian(deb: Path) -> None:
     if shutil.which("lintian") is None:
         need("lintian is not installed (apt-get install lintian)")
@@ -201,6 +250,110 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+class V3Agent:
+    """An SNMPv3 agent on 127.0.0.1 (the build venv's pysnmp, a thread) with one USM user per privacy
+    protocol (user ``priv_<PROTOCOL>``, SHA), answering GETs from a recording; community ``public`` for v2c."""
+
+    PRIV = ("DES", "AES", "AES192", "AES256", "AES192C", "AES256C")
+
+    def __init__(self, snmprec: Path) -> None:
+        from snmpagent import load_snmprec
+
+        self.table = load_snmprec(snmprec)
+        self.port = 0
+        self._ready = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        from pysnmp.carrier.asyncio.dgram import udp
+        from pysnmp.entity import config, engine
+        from pysnmp.entity.rfc3413 import cmdrsp
+        from pysnmp.entity.rfc3413 import context as rcontext
+        from pysnmp.proto import api
+        from snmpagent import _encode_value
+
+        table, proto = self.table, api.v2c
+
+        class Table:  # pysnmp's MIB instrumentation hook: GET only
+            def read_variables(self, *vbs: tuple, **ctx: object) -> list:
+                return [(o, _encode_value(proto, table[tuple(o)]) if tuple(o) in table
+                         else proto.NoSuchInstance("")) for o, _ in vbs]
+
+        privs = {"DES": config.USM_PRIV_CBC56_DES, "AES": config.USM_PRIV_CFB128_AES,
+                 "AES192": config.USM_PRIV_CFB192_AES_BLUMENTHAL, "AES256": config.USM_PRIV_CFB256_AES_BLUMENTHAL,
+                 "AES192C": config.USM_PRIV_CFB192_AES, "AES256C": config.USM_PRIV_CFB256_AES}
+        loop = self._loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        eng = engine.SnmpEngine()
+        transport = udp.UdpTransport().open_server_mode(("127.0.0.1", 0))
+        config.add_transport(eng, udp.DOMAIN_NAME, transport)
+        for name in self.PRIV:
+            config.add_v3_user(eng, f"priv_{name}", config.USM_AUTH_HMAC96_SHA, "authpass123", privs[name],
+                               "privpass123")
+            config.add_vacm_user(eng, 3, f"priv_{name}", "authPriv", (1,), (1,))
+        config.add_v1_system(eng, "v2c-area", "public")
+        config.add_vacm_user(eng, 2, "v2c-area", "noAuthNoPriv", (1,), (1,))
+        ctx = rcontext.SnmpContext(eng)
+        ctx.context_names[b""] = Table()  # type: ignore[assignment]
+        cmdrsp.GetCommandResponder(eng, ctx)
+        loop.call_soon(self._bound, transport)
+        loop.run_forever()
+        eng.close_dispatcher()
+
+    def _bound(self, transport: object) -> None:
+        sock = getattr(transport, "transport", None)
+        if sock is None:  # the datagram endpoint is made by a task of the loop: wait for it
+            assert self._loop is not None
+            self._loop.call_later(0.01, self._bound, transport)
+            return
+        self.port = sock.get_extra_info("sockname")[1]
+        self._ready.set()
+
+    def __enter__(self) -> V3Agent:
+        self._thread.start()
+        if not self._ready.wait(10):
+            raise RuntimeError("the SNMPv3 test agent did not start")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+
+
+# Run in the fresh root by Debian's python3: the launcher's own sys.path lines, then GETs with nutlite's
+# SNMP client (what snmp-ups polls with) for each settings object of argv[2]; one line per GET.
+SNMP_GET = """\
+import sys
+exec(open("/usr/bin/nutlite").read().split("from nutlite.cli")[0])
+import asyncio, json
+from nutlite.snmp.client import SnmpClient, SnmpError, SnmpSettings
+
+async def get(kw):
+    try:
+        async with SnmpClient(SnmpSettings("127.0.0.1", int(sys.argv[1]), timeout=1, retries=1, **kw)) as c:
+            return repr(next(iter((await c.get(["1.3.6.1.2.1.33.1.1.2.0"])).values())))
+    except SnmpError as exc:
+        return f"{type(exc).__name__}: {exc}"
+
+for kw in json.loads(sys.argv[2]):
+    print(asyncio.run(get(kw)), flush=True)
+"""
+
+
+def v3_settings(priv: str) -> dict[str, str]:
+    return {"version": "v3", "sec_level": "authPriv", "sec_name": f"priv_{priv}", "auth_protocol": "SHA",
+            "auth_password": "authpass123", "priv_protocol": priv, "priv_password": "privpass123"}
+
+
+def snmp_in_root(root: Path, port: int, cases: list[dict[str, str]]) -> list[str]:
+    (root / "tmp/snmpget.py").write_text(SNMP_GET)
+    proc = inroot(root, f"python3 -I /tmp/snmpget.py {port} '{json.dumps(cases)}'", timeout=120)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stdout + proc.stderr
+    return proc.stdout.splitlines()
+
+
 def test_install_run_purge_in_fresh_bookworm(deb: Path, root_tarball: Path, tmp_path: Path) -> None:
     with fresh_root(root_tarball, tmp_path) as root:
         # An administrator's NUT configuration from before: the package must leave it alone.
@@ -228,12 +381,57 @@ def test_install_run_purge_in_fresh_bookworm(deb: Path, root_tarball: Path, tmp_
         proc = inroot(root, "python3 -c 'import serial, usb.core, yaml, bcrypt, sdnotify;"
                             " import nutlite; print(nutlite.__file__)'")
         assert proc.stdout.strip() == "/usr/lib/python3/dist-packages/nutlite/__init__.py", proc.stderr
-        # postinst: the nut account (in dialout), /run/nut, bytecode.
+        # postinst: the nut account (in dialout), /run/nut, bytecode (of the vendored libraries too).
         proc = inroot(root, "id nut; stat -c '%a %U %G' /run/nut;"
-                            " ls /usr/lib/python3/dist-packages/nutlite/__pycache__ | grep -c cpython-311")
+                            " ls /usr/lib/python3/dist-packages/nutlite/__pycache__ | grep -c cpython-311;"
+                            " ls /usr/lib/nutlite/vendor/pysnmp/hlapi/v3arch/asyncio/__pycache__ | grep -c cpython-311;"
+                            " ls /usr/lib/nutlite/vendor/pyasn1/codec/ber/__pycache__ | grep -c cpython-311")
         assert proc.returncode == 0, proc.stderr
-        ident, run_nut, pyc = proc.stdout.splitlines()
+        ident, run_nut, pyc, pyc_pysnmp, pyc_pyasn1 = proc.stdout.splitlines()
         assert "(dialout)" in ident and run_nut == "770 root nut" and int(pyc) > 5
+        assert int(pyc_pysnmp) >= 5 and int(pyc_pyasn1) >= 3
+
+        # snmp-ups, and pysnmp 7 with pyasn1 0.6 from /usr/lib/nutlite/vendor through the launcher's path.
+        # Installed without Recommends: no python3-cryptography, which v1, v2c and v3 auth never need.
+        (root / "tmp/imports.py").write_text(
+            "import nutlite  # puts /usr/lib/nutlite/vendor on the path, as for /usr/bin/nutlite\n"
+            "import pyasn1, pysnmp, pysnmp.hlapi.v3arch.asyncio\n"
+            "print(pysnmp.__file__, pysnmp.__version__, pyasn1.__file__, pyasn1.__version__)\n"
+            "try:\n    import cryptography\n    print('cryptography', cryptography.__version__)\n"
+            "except ImportError:\n    print('no cryptography')\n")
+        proc = inroot(root, "nutlite snmp-ups -h; echo ---; /lib/nut/snmp-ups -h; echo ---; python3 -I /tmp/imports.py")
+        assert proc.returncode == 0 and "Traceback" not in proc.stdout + proc.stderr, proc.stdout + proc.stderr
+        snmp_help, link_help, imports = proc.stdout.split("---")
+        assert "usage: nutlite snmp-ups" in snmp_help and "usage: snmp-ups" in link_help
+        versions = {name: vendor.find_distribution(name).version for name in vendor.VENDORED}
+        assert imports.split("\n")[1:] == [
+            f"/{VENDOR}/pysnmp/__init__.py {versions['pysnmp']} /{VENDOR}/pyasn1/__init__.py {versions['pyasn1']}",
+            "no cryptography", ""], imports
+
+        upscale = "Value(tag='4', value=b'Upscale')"
+        with V3Agent(SNMP_DATA / "generex-ups_cs141.snmprec") as agent:
+            started = time.monotonic()
+            got = snmp_in_root(root, agent.port, [{"version": "v2c"}, v3_settings("AES"), v3_settings("DES")])
+            assert got[0] == upscale, got
+            for line, priv in zip(got[1:], ("AES", "DES"), strict=True):
+                assert line.startswith(f"SnmpConfigError: privProtocol = '{priv}': SNMPv3 privacy needs the Python "
+                                       "library cryptography, and cryptography is not installed: apt install "
+                                       "python3-cryptography"), line
+            # With bookworm's python3-cryptography 38 every privacy protocol works (vendor.py's fallback),
+            # and Debian's python3-pyasn1 0.4.8 does not shadow the vendored pyasn1.
+            proc = inroot(root, "apt-get install -y -qq --no-install-recommends python3-cryptography python3-pyasn1"
+                                " && dpkg-query -W -f '${Version}\\n' python3-cryptography python3-pyasn1")
+            if proc.returncode != 0 and "Failed to fetch" in proc.stdout + proc.stderr:
+                need(f"the Debian mirror is not reachable from the chroot: {proc.stderr[-300:]}")
+            assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+            crypto_version, debian_pyasn1 = proc.stdout.split()[-2:]
+            assert crypto_version.startswith("38.") and debian_pyasn1.startswith("0.4."), proc.stdout
+            got = snmp_in_root(root, agent.port, [v3_settings(priv) for priv in V3Agent.PRIV])
+            assert got == [upscale] * len(V3Agent.PRIV), list(zip(V3Agent.PRIV, got, strict=True))
+            proc = inroot(root, "python3 -I /tmp/imports.py")
+            assert f"/{VENDOR}/pyasn1/__init__.py {versions['pyasn1']}" in proc.stdout, proc.stdout + proc.stderr
+            assert "cryptography 38." in proc.stdout
+            print(f"SNMP v2c and v3 in the fresh root (with the apt install): {time.monotonic() - started:.1f} s")
 
         # The installed generator, with Debian's python3, on the administrator's ups.conf.
         proc = inroot(root, "/lib/systemd/system-generators/nutlite-driver-generator /tmp/gen /tmp/gen.early"
@@ -271,7 +469,7 @@ def test_install_run_purge_in_fresh_bookworm(deb: Path, root_tarball: Path, tmp_
                      "lib/systemd/system-generators/nutlite-driver-generator", "usr/lib/tmpfiles.d/nutlite.conf",
                      "usr/lib/python3/dist-packages/nutlite", "etc/default/nutlite-exporter", "run/nut",
                      "var/lib/nutlite", "etc/systemd/system/multi-user.target.wants/nut.target",
-                     "usr/share/doc/nutlite"):
+                     "usr/share/doc/nutlite", "usr/lib/nutlite"):
             assert not os.path.lexists(root / gone), f"/{gone} is still there after the purge"
         assert (root / "etc/nut/ups.conf").read_text() == user_conf
         proc = inroot(root, "dpkg-query -W -f '${db:Status-Abbrev}' nutlite || true")

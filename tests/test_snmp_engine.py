@@ -22,6 +22,14 @@ pytestmark = pytest.mark.skipif(not RECORDINGS, reason="../shared/data/snmp not 
 
 # Allowed differences from NUT, each with its reason: (recording, version, variable) -> our value
 ALLOWED: dict[tuple[str, str, str], str | None] = {}
+# Commands NUT lists and nutlite does not, with the reason: (recording, version) -> {command: reason}
+COMMANDS_NOT_OFFERED = {
+    ("eatonupsm2_9px-empg2", "v1"): {
+        "shutdown.return": "NUT 2.8.0 lists it over v1 although the OID it asks for it (534.1.9.6, no "
+                           "instance) answers noSuchName, by a rule the black-box survey did not find; "
+                           "nutlite offers a command only when its OID answers",
+    },
+}
 
 
 def read_vars(path: Path) -> dict[str, str]:
@@ -101,6 +109,7 @@ def test_same_commands_and_writable_variables(name: str, version: str) -> None:
     if engine is None:
         assert not want
         return
+    want = [c for c in want if c not in COMMANDS_NOT_OFFERED.get((name, version), {})]
     assert sorted(engine.commands()) == want
     if version == "v2c":
         offered = sorted(w.name for w in engine.writable() if w.name in got)

@@ -203,8 +203,9 @@ def _check_cipher(protocol: str) -> None:
     pysnmp cannot use it, say so in one line instead of a "Ciphering services not available" per poll."""
     des = protocol.upper() == "DES"
     try:  # pysnmp's cipher modules record whether their cryptography imports worked
+        importlib.import_module("pysnmp.hlapi.v3arch.asyncio")  # first: the cipher modules import it back
         cipher = importlib.import_module("pysnmp.proto.secmod." + ("rfc3414.priv.des" if des else "rfc3826.priv.aes"))
-    except ImportError:
+    except (ImportError, AttributeError):
         return  # no pysnmp at all: the client's own import says so
     if not getattr(cipher, "PysnmpCryptoError", False):
         return

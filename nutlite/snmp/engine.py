@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from nutlite.snmp import values as fmt
 from nutlite.snmp.mib import ALARM, CONST, LOOKUP, NUM, STATUS, TEXT, Command, Entry, Mapping
-from nutlite.snmp.types import INTEGER, OCTETS, Answer, Missing, Value
+from nutlite.snmp.types import INTEGER, OCTETS, TIMETICKS, Answer, Missing, Value
 
 #: at most this many outlets / groups / phases per count (a count beyond it is reported and capped)
 MAX_COUNT = 256
@@ -79,7 +79,7 @@ class Pass:
             oids = [it.oid for it in self._items if it.oid and it.oid not in self.answers]
             oids += [it.entry.aux.replace("%d", "0") for it in self._items if it.entry.aux]
             if self.first:
-                oids += [c.oid for c in self.engine._all_commands() if c.oid not in self.answers]
+                oids += [c.oid for c in self.engine._all_commands() if c.oid and c.oid not in self.answers]
             oids = list(dict.fromkeys(oids))
             if oids:
                 return oids
@@ -161,7 +161,8 @@ class Engine:
             if probe is not None:
                 got = answers.get(probe.replace("%i", "0").replace("%d", "0"))
                 # NUT's test: a reply without an error status (v2c noSuchInstance is one) means base 0
-                self.bases[var] = 0 if isinstance(got, Value) or got in _REPLIES else 1
+                self.bases[var] = 0 if (isinstance(got, Value) or got in _REPLIES) and \
+                    var not in self.mapping.one_based else 1
 
     def _indices(self, count_var: str) -> range:
         base = self.bases.get(count_var, 1)
@@ -232,14 +233,14 @@ class Engine:
                     result.values[it.var] = fmt.scaled(fmt.number(got), e.scale, e.decimals)
                 elif e.kind == TEXT:
                     result.values[it.var] = fmt.text(got)
-                elif e.kind == LOOKUP and got.tag == OCTETS:
-                    result.values[it.var] = fmt.text(got)  # a string where a code is expected: as is (NUT)
-                elif e.kind == LOOKUP:
-                    k = fmt.integer(got)
-                    if k in e.enum:
+                elif e.kind == LOOKUP and not e.unmatched:
+                    if got.tag in (OCTETS, TIMETICKS):
+                        result.values[it.var] = fmt.text(got)  # not a code: as text (NUT)
+                    elif (k := fmt.integer(got)) in e.enum:
                         result.values[it.var] = e.enum[k]
-                    elif e.raw_unmatched:
-                        result.values[it.var] = str(k)
+                elif e.kind == LOOKUP:
+                    k = int(fmt.number(got))
+                    result.values[it.var] = e.enum[k] if k in e.enum else fmt.scaled(k, e.unmatched)
                 elif e.kind == STATUS:
                     status_read = True
                     tokens += e.enum.get(fmt.integer(got), "").split()
@@ -251,6 +252,8 @@ class Engine:
                 if e.kind == STATUS:
                     status_read = True
                 self._problem(result, it.oid, f"{it.var} ({it.oid}): {exc}")
+        if any(alarms.values()):
+            tokens.insert(0, "ALARM")  # NUT 2.8.0 flags a present alarm in the status too
         if self._has_status and (status_read or first):
             result.values["ups.status"] = " ".join(tokens)
         for var, texts in alarms.items():
@@ -266,8 +269,8 @@ class Engine:
             for var, n in self.counts.items():
                 if not any(e.var == var and e.oid for e in self._entries if e.oid):
                     result.values.setdefault(var, str(n))
-            self._offered = [c.name for c in self._all_commands()
-                             if isinstance(answers.get(c.oid), Value) or answers.get(c.oid) in _REPLIES]
+            self._offered = [c.name for c in self._all_commands() if not c.oid
+                             or isinstance(answers.get(c.oid), Value) or answers.get(c.oid) in _REPLIES]
         return result
 
     def _problem(self, result: Result, oid: str, message: str) -> None:
@@ -284,44 +287,67 @@ class Engine:
         out: list[RwInfo] = []
         for w in self.mapping.writable:
             entry = self._entry_for(w.var)
-            if entry is not None and entry.kind == LOOKUP:
-                out.append(RwInfo(w.var, "number", 0, tuple(entry.enum.values())))
-            elif w.length:
-                out.append(RwInfo(w.var, "string", w.length))
-            else:
-                out.append(RwInfo(w.var, "number"))
+            template = next((e for e in self._entries if e.var == w.var and e.each), None)
+            names = [w.var.replace("%i", str(i)) for i in self._indices(template.each)] if template else [w.var]
+            for name in names:
+                if entry is not None and entry.kind == LOOKUP:
+                    out.append(RwInfo(name, "string" if w.length else "number", w.length,
+                                      tuple(v for v in entry.enum.values() if v)))
+                elif w.length:
+                    out.append(RwInfo(name, "string", w.length))
+                else:
+                    out.append(RwInfo(name, "number"))
         return out
 
     def _entry_for(self, var: str) -> Entry | None:
+        """The last entry that feeds ``var`` (a template's concrete name too) and answered."""
         found = None
-        for e in self._entries:
-            if e.var == var and e.oid and e.oid.replace("%d", "0") not in self.dead:
-                found = e
+        for it in self._expand(self._entries):
+            if it.var == var and it.oid and it.oid not in self.dead:
+                found = it.entry
+        if found is None:
+            found = next((e for e in reversed(self._entries) if e.var == var and e.oid), None)
         return found
 
+    def _oid_for(self, var: str) -> str:
+        oid = ""
+        for it in self._expand(self._entries):
+            if it.var == var and it.oid and it.oid not in self.dead:
+                oid = it.oid
+        return oid
+
     def instcmd(self, name: str, arg: str | None = None) -> list[tuple[str, Value]]:
-        """The SET for a command; KeyError if the device does not offer it."""
+        """The SET for a command; KeyError if the device does not offer it, ValueError (clear text) if
+        it cannot be sent as asked."""
         if name not in self._offered:
             raise KeyError(name)
-        for c in self._all_commands():
-            if c.name == name:
-                value = Value(OCTETS, c.value.encode()) if isinstance(c.value, str) else Value(INTEGER, c.value)
-                return [(c.oid, value)]
-        raise KeyError(name)
+        c = next(c for c in self._all_commands() if c.name == name)
+        if not c.oid:
+            raise ValueError("NUT 2.8.0 offers this command for the mapping but sends nothing for it; "
+                             "nutlite does not know which SET it stands for")
+        value = c.value
+        if value is None:
+            if arg is None or not arg.strip().lstrip("-").isdigit():
+                raise ValueError("the mapping gives no value to SET for this command (NUT 2.8.0 fails "
+                                 "the same way): give the integer the device expects, as in "
+                                 f"upscmd UPS {name} VALUE")
+            value = int(arg)
+        data = Value(OCTETS, value.encode()) if isinstance(value, str) else Value(INTEGER, value)
+        return [(c.oid, data)]
 
     def setvar(self, name: str, value: str) -> list[tuple[str, Value]]:
         """The SET for ``upsrw``; KeyError if not writable, ValueError (clear text) for a bad value."""
         info = next((w for w in self.writable() if w.name == name), None)
         entry = self._entry_for(name)
-        if info is None or entry is None:
+        oid = self._oid_for(name)
+        if info is None or entry is None or not oid:
             raise KeyError(name)
-        oid = entry.oid.replace("%d", "0")
         if entry.kind == LOOKUP:
             for k, label in entry.enum.items():
                 if label == value:
                     return [(oid, Value(INTEGER, k))]
             raise ValueError(f"'{value}' is not one of: {', '.join(entry.enum.values())}")
-        if info.kind == "string":
+        if info.kind == "string" and entry.kind != NUM:
             raw = value.encode("utf-8")
             if len(raw) > info.length:
                 raise ValueError(f"longer than {info.length} bytes")
@@ -330,4 +356,6 @@ class Engine:
             number = float(value)
         except ValueError:
             raise ValueError(f"'{value}' is not a number") from None
+        if info.kind == "string" and len(value) > info.length:
+            raise ValueError(f"longer than {info.length} characters")
         return [(oid, Value(INTEGER, round(number / (entry.scale or 1))))]

@@ -35,7 +35,11 @@ class Entry:
     scale: float = 1.0
     decimals: int | None = None  # fixed decimals instead of NUT's rule (apcc's "24.0")
     enum: _Map[int, str] = field(default_factory=dict)  # LOOKUP texts, STATUS tokens, ALARM texts
-    raw_unmatched: bool = False  # LOOKUP: a number the enumeration lacks is published as is
+    # LOOKUP: 0 (a text lookup): a code the enumeration lacks publishes nothing, a string or TimeTicks is
+    # published as text; otherwise (a numeric lookup) any value is read as a number and a code the
+    # enumeration lacks is published times this factor (NUT's factor is 1, or 128 where its table
+    # gives the string length in the multiplier's place)
+    unmatched: float = 0
     static: bool = False  # read in the first pass (and semi-static refreshes) only
     each: str = ""  # the count variable a %i template runs over ("outlet.count", "input.phases", ...)
     phases: int = 0  # only when the count named by ``phase_of`` equals this (ietf's three-phase names)
@@ -49,8 +53,8 @@ class Entry:
 @dataclass(frozen=True, slots=True)
 class Command:
     name: str  # may hold %i (outlet commands)
-    oid: str  # the OID SET; its GET decides whether the device offers the command
-    value: int | str  # what is SET (INTEGER, or OCTET STRING when a str)
+    oid: str  # the OID SET; its GET decides whether the device offers the command ("": always offered)
+    value: int | str | None  # what is SET (INTEGER, or OCTET STRING when a str); None: the user gives it
     each: str = ""
 
 
@@ -68,6 +72,7 @@ class Mapping:
     check: str = ""  # OID that must answer after a sysObjectID match ("" = none)
     model: str = ""  # OID the classic probe and mibs=NAME read ("" = the first ups/device.model entry)
     device_type: str = "ups"
+    one_based: tuple[str, ...] = ()  # count variables whose tables NUT always numbers from 1
     entries: tuple[Entry, ...] = ()
     commands: tuple[Command, ...] = ()
     writable: tuple[Writable, ...] = ()
@@ -104,9 +109,9 @@ def text(var: str, oid: str, *, static: bool = False, each: str = "", phases: in
     return Entry(TEXT, var, oid, static=static, each=each, phases=phases, phase_of=phase_of)
 
 
-def lookup(var: str, oid: str, enum: _Map[int, str], *, raw: bool = False, static: bool = False,
+def lookup(var: str, oid: str, enum: _Map[int, str], *, unmatched: float = 0, static: bool = False,
            each: str = "", phases: int = 0, phase_of: str = "") -> Entry:
-    return Entry(LOOKUP, var, oid, enum=dict(enum), raw_unmatched=raw, static=static, each=each,
+    return Entry(LOOKUP, var, oid, enum=dict(enum), unmatched=unmatched, static=static, each=each,
                  phases=phases, phase_of=phase_of)
 
 
@@ -122,7 +127,7 @@ def const(var: str, value: str) -> Entry:
     return Entry(CONST, var, value=value, static=True)
 
 
-def cmd(name: str, oid: str, value: int | str, *, each: str = "") -> Command:
+def cmd(name: str, oid: str, value: int | str | None, *, each: str = "") -> Command:
     return Command(name, oid, value, each)
 
 

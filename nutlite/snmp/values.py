@@ -61,7 +61,7 @@ def number(value: Value) -> int | float:
 def scaled(raw: int | float, scale: float = 1.0, decimals: int | None = None) -> str:
     """``raw`` times ``scale`` in NUT's notation (see the module text)."""
     if decimals is not None:
-        return f"{raw * scale:.{decimals}f}"
+        return f"{_float32(raw * scale):.{decimals}f}"
     if scale == 1 and isinstance(raw, int):
         return str(raw)
     if float(scale).is_integer() and isinstance(raw, int):
@@ -134,8 +134,17 @@ def _temperature(value: Value, unit: Value | None) -> str | None:
     return ""
 
 
+def _unit_fahrenheit(value: Value, unit: Value | None) -> str | None:
+    """APC's universal sensor: degrees in the unit its unit OID names (2: Fahrenheit, shown in Celsius)."""
+    degrees = number(value)
+    if unit is not None and integer(unit) == 2:
+        degrees = (degrees - 32) * 5 / 9
+    return f"{_float32(degrees):.1f}"
+
+
 #: conversions NUT's mappings do with a function rather than a scale or a table
-CONVERSIONS = {"mdy_date": _mdy_date, "celsius": _celsius, "temperature": _temperature}
+CONVERSIONS = {"mdy_date": _mdy_date, "celsius": _celsius, "temperature": _temperature,
+               "unit_fahrenheit": _unit_fahrenheit}
 
 
 def convert(how: str, value: Value, unit: Value | None = None) -> str | None:

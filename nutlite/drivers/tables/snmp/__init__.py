@@ -44,5 +44,5 @@ def list_text() -> str:
             n += 1
             lines.append(f" {n:>3}  {m.name:<22} {m.version:>7}  .{point:<33} "
                          f"{'.' + m.check if m.check else '-'}")
-    lines += ["", f"{len(NAMES)} mappings, {n} entry points."]
+    lines += ["", f"In all: {len(NAMES)} mappings, {n} entry points."]
     return "\n".join(lines) + "\n"

@@ -6,7 +6,7 @@ OIDs it reads, in its order, and what it printed for known inputs), then kept by
 
 from __future__ import annotations
 
-from nutlite.snmp.mib import Mapping, const, lookup, num, status, text
+from nutlite.snmp.mib import Mapping, cmd, const, converted, lookup, num, rw, status, text
 
 # ruff: noqa: E501 - one table row per line reads best
 
@@ -14,7 +14,7 @@ P = "1.3.6.1.4.1.318.1.1.8."
 
 APC_ATS = Mapping(
     "apc_ats", "0.6", sysoid="1.3.6.1.4.1.318.1.3.11", check="1.3.6.1.4.1.318.1.1.8.1.5.0",
-    model=P + "1.5.0", device_type="ats",
+    model=P + "1.5.0", device_type="ats", one_based=("input.count",),
     entries=(
         const("device.mfr", "APC"),
         text("device.description", "1.3.6.1.2.1.1.1.0"),
@@ -30,9 +30,9 @@ APC_ATS = Mapping(
         num("input.frequency.nominal", P + "1.8.0"),
         num("input.source", P + "5.1.2.0"),
         num("input.source.preferred", P + "4.2.0"),
-        num("input.%i.voltage", P + "5.3.3.1.3.1.1.%i", each="input.count"),
+        num("input.%i.voltage", P + "5.3.3.1.3.%i.1.1", each="input.count"),
         num("input.%i.frequency", P + "5.3.2.1.4.%i", each="input.count"),
-        lookup("input.sensitivity", P + "4.4.0", {1: "high", 2: "low"}, raw=True),
+        lookup("input.sensitivity", P + "4.4.0", {1: "high", 2: "low"}, unmatched=1),
         num("input.count", P + "5.3.1.0"),
         num("output.frequency", P + "5.4.2.1.4.1"),
         num("output.voltage", P + "5.4.5.1.6.1"),
@@ -48,6 +48,11 @@ APC_ATS = Mapping(
     commands=(
     ),
     writable=(
+        rw("device.contact", 128),
+        rw("device.description", 128),
+        rw("device.location", 128),
+        rw("input.sensitivity"),
+        rw("input.source.preferred"),
     ),
 )
 
@@ -81,6 +86,7 @@ APC_PDU = Mapping(
     commands=(
     ),
     writable=(
+        rw("outlet.%i.desc", 128),
     ),
 )
 
@@ -204,12 +210,37 @@ APCC = Mapping(
         num("ambient.humidity", "1.3.6.1.4.1.318.1.1.2.1.2.0"),
         num("ambient.1.humidity.alarm.high", "1.3.6.1.4.1.318.1.1.10.1.2.2.1.6.1"),
         num("ambient.1.humidity.alarm.low", "1.3.6.1.4.1.318.1.1.10.1.2.2.1.7.1"),
-        num("ambient.temperature", "1.3.6.1.4.1.318.1.1.10.2.3.2.1.4.1", decimals=1),
+        converted("ambient.temperature", "1.3.6.1.4.1.318.1.1.10.2.3.2.1.4.1", "unit_fahrenheit", "1.3.6.1.4.1.318.1.1.10.2.3.2.1.5.1"),
         num("ambient.humidity", "1.3.6.1.4.1.318.1.1.10.2.3.2.1.6.1"),
     ),
     commands=(
+        cmd("bypass.start", P + "6.2.7.0", 2),
+        cmd("bypass.stop", P + "6.2.7.0", 3),
+        cmd("calibrate.start", P + "7.2.5.0", 2),
+        cmd("calibrate.stop", P + "7.2.5.0", 3),
+        cmd("load.off", P + "6.2.1.0", 2),
+        cmd("load.on", P + "6.2.6.0", 2),
+        cmd("reset.input.minmax", P + "9.1.1.0", 2),
+        cmd("shutdown.return", P + "6.1.1.0", 2),
+        cmd("shutdown.stayoff", P + "6.2.1.0", 3),
+        cmd("test.battery.start", P + "7.2.2.0", 2),
+        cmd("test.failure.start", P + "6.2.4.0", 2),
+        cmd("test.panel.start", P + "6.2.5.0", 2),
     ),
     writable=(
+        rw("battery.charge.restart", 3),
+        rw("battery.date", 8),
+        rw("battery.runtime.low", 3),
+        rw("device.contact", 128),
+        rw("device.description", 128),
+        rw("device.location", 128),
+        rw("input.transfer.high", 3),
+        rw("input.transfer.low", 3),
+        rw("output.voltage.nominal", 3),
+        rw("ups.delay.shutdown"),
+        rw("ups.delay.start"),
+        rw("ups.id", 8),
+        rw("ups.test.date", 8),
     ),
 )
 

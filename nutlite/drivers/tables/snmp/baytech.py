@@ -6,7 +6,7 @@ OIDs it reads, in its order, and what it printed for known inputs), then kept by
 
 from __future__ import annotations
 
-from nutlite.snmp.mib import Mapping, const, lookup, num, text
+from nutlite.snmp.mib import Mapping, cmd, const, lookup, num, rw, text
 
 # ruff: noqa: E501 - one table row per line reads best
 
@@ -36,14 +36,21 @@ BAYTECH = Mapping(
         num("outlet.count", P + "2.1.15.1"),
         num("outlet.current", P + "5.1.6.2.1", 0.1),
         num("outlet.voltage", P + "5.1.8.2.1", 0.1),
-        lookup("outlet.%i.status", P + "3.1.3.1.%i", {0: "off", 1: "on", 2: "cycling"}, static=True, each="outlet.count"),
+        lookup("outlet.%i.status", P + "3.1.3.1.%i", {0: "off", 1: "on", 2: "cycling", -1: "error"}, static=True, each="outlet.count"),
         text("outlet.%i.desc", P + "3.1.4.1.%i", each="outlet.count"),
         num("outlet.%i.id", P + "6.1.3.2.1.%i", static=True, each="outlet.count"),
         num("outlet.%i.switchable", P + "3.1.1.1.%i", static=True, each="outlet.count"),
     ),
     commands=(
+        cmd("outlet.%i.load.off", P + "3.1.3.1.%i", 0, each="outlet.count"),
+        cmd("outlet.%i.load.on", P + "3.1.3.1.%i", 1, each="outlet.count"),
     ),
     writable=(
+        rw("device.contact", 128),
+        rw("device.description", 128),
+        rw("device.location", 128),
+        rw("outlet.%i.desc", 128),
+        rw("outlet.desc", 20),
     ),
 )
 

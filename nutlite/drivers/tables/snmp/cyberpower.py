@@ -6,7 +6,7 @@ OIDs it reads, in its order, and what it printed for known inputs), then kept by
 
 from __future__ import annotations
 
-from nutlite.snmp.mib import Mapping, const, num, status, text
+from nutlite.snmp.mib import Mapping, cmd, const, num, rw, status, text
 
 # ruff: noqa: E501 - one table row per line reads best
 
@@ -48,8 +48,22 @@ CYBERPOWER = Mapping(
         num("ups.delay.shutdown", P + "5.2.11.0"),
     ),
     commands=(
+        cmd("calibrate.start", P + "7.2.6.0", None),
+        cmd("calibrate.stop", P + "7.2.6.0", None),
+        cmd("load.off", P + "6.2.1.0", None),
+        cmd("load.on", P + "6.2.6.0", None),
+        cmd("shutdown.return", P + "6.2.3.0", None),
+        cmd("shutdown.stayoff", P + "6.2.6.0", None),
+        cmd("test.battery.start", P + "7.2.2.0", None),
+        cmd("test.failure.start", P + "6.2.4.0", None),
+        cmd("test.panel.start", P + "7.2.5.0", None),
     ),
     writable=(
+        rw("device.contact", 128),
+        rw("device.description", 128),
+        rw("device.location", 128),
+        rw("ups.delay.shutdown"),
+        rw("ups.delay.start"),
     ),
 )
 

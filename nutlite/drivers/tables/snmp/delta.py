@@ -6,7 +6,7 @@ OIDs it reads, in its order, and what it printed for known inputs), then kept by
 
 from __future__ import annotations
 
-from nutlite.snmp.mib import Mapping, lookup, num, status, text
+from nutlite.snmp.mib import Mapping, lookup, num, rw, status, text
 
 # ruff: noqa: E501 - one table row per line reads best
 
@@ -23,7 +23,7 @@ DELTA_UPS = Mapping(
         text("ups.model", P + "1.2.0"),
         text("ups.firmware", P + "1.4.0"),
         text("ups.firmware.aux", P + "1.3.0"),
-        lookup("ups.type", P + "1.19.0", {1: "on-line", 2: "off-line", 3: "line-interactive", 4: "3phase", 5: "splite-phase"}, raw=True),
+        lookup("ups.type", P + "1.19.0", {1: "on-line", 2: "off-line", 3: "line-interactive", 4: "3phase", 5: "splite-phase"}, unmatched=1),
         num("ups.load", P + "5.7.0"),
         num("ups.power", P + "1.7.0"),
         num("output.voltage.nominal", P + "1.8.0"),
@@ -34,11 +34,14 @@ DELTA_UPS = Mapping(
         num("input.voltage", P + "4.3.0", 0.1),
         num("input.frequency.nominal", P + "1.11.0"),
         num("input.frequency", P + "4.2.0", 0.1),
-        status(P + "5.1.0", {1: "OB", 2: "BYPASS", 3: "TRIM", 4: "BOOST", 5: "BYPASS", 7: "OFF"}),
+        status(P + "5.1.0", {0: "OL", 1: "OB", 2: "BYPASS", 3: "TRIM", 4: "BOOST", 5: "BYPASS", 7: "OFF"}),
     ),
     commands=(
     ),
     writable=(
+        rw("device.contact", 128),
+        rw("device.description", 128),
+        rw("device.location", 128),
     ),
 )
 

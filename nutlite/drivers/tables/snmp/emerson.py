@@ -6,7 +6,7 @@ OIDs it reads, in its order, and what it printed for known inputs), then kept by
 
 from __future__ import annotations
 
-from nutlite.snmp.mib import Mapping, const, lookup, num, text
+from nutlite.snmp.mib import Mapping, cmd, const, lookup, num, rw, text
 
 # ruff: noqa: E501 - one table row per line reads best
 
@@ -46,8 +46,20 @@ EMERSON_AVOCENT_PDU = Mapping(
         num("outlet.group.count", "1.3.6.1.4.1.10418.17.2.5.6.%d", static=True),
     ),
     commands=(
+        cmd("outlet.%i.load.cycle", P + "6.1.0.%i", 4, each="outlet.count"),
+        cmd("outlet.%i.load.off", P + "6.1.0.%i", 3, each="outlet.count"),
+        cmd("outlet.%i.load.on", P + "6.1.0.%i", 2, each="outlet.count"),
     ),
     writable=(
+        rw("device.contact", 128),
+        rw("device.description", 128),
+        rw("device.location", 128),
+        rw("outlet.%i.current.high.critical"),
+        rw("outlet.%i.current.high.warning"),
+        rw("outlet.%i.current.low.critical"),
+        rw("outlet.%i.current.low.warning"),
+        rw("outlet.%i.desc", 128),
+        rw("outlet.desc", 20),
     ),
 )
 

@@ -6,7 +6,7 @@ OIDs it reads, in its order, and what it printed for known inputs), then kept by
 
 from __future__ import annotations
 
-from nutlite.snmp.mib import Mapping, const, lookup, num, status, text
+from nutlite.snmp.mib import Mapping, const, lookup, num, rw, status, text
 
 # ruff: noqa: E501 - one table row per line reads best
 
@@ -74,6 +74,9 @@ HUAWEI = Mapping(
     commands=(
     ),
     writable=(
+        rw("device.contact", 128),
+        rw("device.description", 128),
+        rw("device.location", 128),
     ),
 )
 

@@ -6,7 +6,7 @@ OIDs it reads, in its order, and what it printed for known inputs), then kept by
 
 from __future__ import annotations
 
-from nutlite.snmp.mib import Mapping, const, lookup, num, text
+from nutlite.snmp.mib import Mapping, cmd, const, lookup, num, rw, text
 
 # ruff: noqa: E501 - one table row per line reads best
 
@@ -49,8 +49,16 @@ RARITAN = Mapping(
         num("outlet.%i.power", P + "2.2.1.8.%i", each="outlet.count"),
     ),
     commands=(
+        cmd("outlet.%i.load.cycle", P + "2.2.1.3.%i", 2, each="outlet.count"),
+        cmd("outlet.%i.load.off", P + "2.2.1.3.%i", 0, each="outlet.count"),
+        cmd("outlet.%i.load.on", P + "2.2.1.3.%i", 1, each="outlet.count"),
     ),
     writable=(
+        rw("device.contact", 128),
+        rw("device.description", 128),
+        rw("device.location", 128),
+        rw("outlet.%i.desc", 128),
+        rw("outlet.desc", 20),
     ),
 )
 
@@ -89,8 +97,15 @@ RARITAN_PX2 = Mapping(
         lookup("outlet.%i.switchable", P + "3.5.3.1.28.1.%i", {1: "yes", 2: "no"}, static=True, each="outlet.count"),
     ),
     commands=(
+        cmd("outlet.%i.load.cycle", P + "4.1.2.1.2.1.%i", 2, each="outlet.count"),
+        cmd("outlet.%i.load.off", P + "4.1.2.1.2.1.%i", 0, each="outlet.count"),
+        cmd("outlet.%i.load.on", P + "4.1.2.1.2.1.%i", 1, each="outlet.count"),
     ),
     writable=(
+        rw("device.contact", 128),
+        rw("device.description", 128),
+        rw("device.location", 128),
+        rw("outlet.%i.desc", 128),
     ),
 )
 
