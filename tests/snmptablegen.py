@@ -156,6 +156,7 @@ class Draft:
         self.name, self.d, self.p3, self.listing = name, data, phases3, listing
         self.lines: list[str] = []
         self.command_oids: dict[str, str] = {}
+        self.alarm_oids: set[str] = set()
         self.notes: list[str] = []
 
     def count_vars(self) -> set[str]:
@@ -164,7 +165,11 @@ class Draft:
     def entries(self) -> list[str]:
         d = self.d
         init = [f for f in d["fetches"] if f["phase"] == "init"]
+        # read again in a later pass under any of the survey's answers (NUT drops from its later passes
+        # the entries that published nothing in the first, so one scheme alone can hide it)
         update = {(f["var"], f["oid"]) for f in d["fetches"] if f["phase"] == "update"}
+        for rows in d.get("fetches_by_scheme", {}).values():
+            update |= {(r[0], r[1]) for r in rows if r[3] == "update"}
         k_runs = {int(n[1:]): rows for n, rows in d.get("fetches_by_scheme", {}).items() if re.fullmatch(r"k-?\d+", n)}
         counts = self.count_vars()
         seen: set[tuple[str, str]] = set()
@@ -226,20 +231,22 @@ class Draft:
                 if m and not re.match(r"group\.", m.group(2)) and f["oid"]:
                     rows[m.group(2)].append((int(m.group(1)), f))
             for rest, items in rows.items():
-                oids = [f["oid"].replace("%i", "%d").split(".") for _, f in items]
-                differ = [j for j in range(len(oids[0])) if len({len(o) for o in oids}) == 1
-                          and len({o[j] for o in oids}) > 1]
-                if len(differ) == 1:  # the index: the one component that changes from row to row
-                    templ = ".".join("%i" if j == differ[0] else p for j, p in enumerate(oids[0]))
-                else:  # one row, or rows that share an OID
-                    i0, f0 = items[0]
-                    parts = oids[0]
-                    pos = [j for j, p in enumerate(parts) if p == str(i0)]
-                    templ = ".".join("%i" if pos and j == pos[-1] and len({f["oid"] for _, f in items}) > 1
-                                     else p for j, p in enumerate(parts))
+                by_index: dict[int, list[dict]] = defaultdict(list)
+                for i, f in items:
+                    by_index[i].append(f)
+                indices = sorted(by_index)
                 var_t = f"{stem}.%i.{rest}"
-                for _, f in items:
-                    out[(f["var"], f["oid"])] = (var_t + "|" + templ, var_t, templ, cv)
+                for k in range(len(by_index[indices[0]])):
+                    peers = [by_index[i][k] for i in indices if k < len(by_index[i])]
+                    oids = [f["oid"].replace("%i", "%d").split(".") for f in peers]
+                    same_len = len({len(o) for o in oids}) == 1
+                    differ = [j for j in range(len(oids[0])) if same_len and len({o[j] for o in oids}) > 1]
+                    if len(differ) == 1:  # the index: the one component that changes from row to row
+                        templ = ".".join("%i" if j == differ[0] else p for j, p in enumerate(oids[0]))
+                    else:  # one row, or rows that share an OID
+                        templ = ".".join(oids[0])
+                    for f in peers:
+                        out[(f["var"], f["oid"])] = (var_t + "|" + templ, var_t, templ, cv)
         return out
 
     def entry(self, f: dict, var: str, oid: str, static: bool, each: str, k_runs: dict, idx: int,
@@ -254,9 +261,13 @@ class Draft:
                              "ups.status")
             return f"status({o}, {q(toks)}{', each=' + q(each) if each else ''}),"
         if var == "ups.alarm" or var.endswith(".alarm"):
-            toks = tokens_of(d["status"], d["status_oids"], f["oid"], d["status_baseline"].get(var, ""), var)
-            v = "" if var == "ups.alarm" else f", var={q(var)}"
-            return f"alarm({o}, {q(toks)}{v}{', each=' + q(each) if each else ''}),"
+            # NUT puts every alarm entry's text into ups.alarm; one entry per OID carries them all
+            if f["oid"] in self.alarm_oids:
+                return ""
+            self.alarm_oids.add(f["oid"])
+            toks = tokens_of(d["status"], d["status_oids"], f["oid"], d["status_baseline"].get("ups.alarm", ""),
+                             "ups.alarm")
+            return f"alarm({o}, {q(toks)}{', each=' + q(each) if each else ''}),"
         value = f["value"]
         if (self.name, var, oid) in HAND_CONVERT:
             how, aux = HAND_CONVERT[(self.name, var, oid)]
@@ -280,10 +291,11 @@ class Draft:
                         or g["var"] == unit.replace("%i", "0")), None)
             return f"converted({q(var)}, {o}, \"temperature\", {self.oid(aux['oid'].replace('%i', '%d')) if aux else q('')}{opts}),"
         if looks_enum or (value is None):
-            enum = {k: out for k, out in ks.items() if out is not None and out != str(k)
-                    and out != str(k * 128)}  # a numeric lookup prints k*128 for a code its table lacks
             codev = code(parse_oid(concrete(f["oid"])))
             unmatched = 1 if value == str(codev) else 128 if value == str(codev * 128) else 0
+            # a numeric lookup prints k*128 (or k) for a code its table lacks
+            enum = {k: out for k, out in ks.items() if out is not None
+                    and out != str(k * (unmatched or 128)) and not (out == str(k) and unmatched != 128)}
             if not enum and not any(outs):
                 self.notes.append(f"{var} {oid}: nothing published for any input; left out")
                 return ""
@@ -386,7 +398,7 @@ def render(draft: Draft) -> str:
             continue
         if dtype == "ups" and k.startswith("device.") and d["vars"].get("ups." + k[7:]) == v:
             continue
-        if k.endswith(".count") or k in ("ups.status",) and any(f["kind"] == "status" for f in d["fetches"]):
+        if (k.endswith(".count") and k != "device.count") or k in ("ups.status",) and any(f["kind"] == "status" for f in d["fetches"]):
             continue
         const_lines.append(f"        const({q(k)}, {q(v)}),")
     entries = ["        " + e for e in draft.entries() if e]

@@ -24,6 +24,8 @@ from nutlite.snmp.types import INTEGER, OCTETS, TIMETICKS, Answer, Missing, Valu
 
 #: at most this many outlets / groups / phases per count (a count beyond it is reported and capped)
 MAX_COUNT = 256
+#: NUT keeps this many characters of ups.alarm
+MAX_ALARM = 254
 #: variables the quick pass (every pollinterval) reads besides ups.status and ups.alarm
 QUICK_VARS = frozenset({"battery.charge", "battery.runtime", "input.voltage", "output.voltage", "ups.load"})
 _REPLIES = (Missing.NO_SUCH_OBJECT, Missing.NO_SUCH_INSTANCE, Missing.END_OF_MIB)
@@ -57,13 +59,14 @@ class _Item:
 class Pass:
     """One read of the device; see the module text."""
 
-    def __init__(self, engine: Engine, items: list[_Item] | None, first: bool, quick: bool = False) -> None:
+    def __init__(self, engine: Engine, first: bool, quick: bool = False, semistatic: bool = False) -> None:
         self.engine = engine
         self.first = first
         self.quick = quick
+        self.semistatic = semistatic
         self.answers: dict[str, Answer] = {}
-        self._items = items
-        self._stage = 0 if items is None else 1
+        self._items: list[_Item] | None = None  # chosen when the pass starts (after the counts are known)
+        self._stage = 0 if first else 1
         self._result = Result()
 
     def next_oids(self) -> list[str] | None:
@@ -75,7 +78,7 @@ class Pass:
         if self._stage == 1:
             self._stage = 2
             if self._items is None:
-                self._items = self.engine._items(self.first, self.quick)
+                self._items = self.engine._items(self.first or self.semistatic, self.quick)
             oids = [it.oid for it in self._items if it.oid and it.oid not in self.answers]
             oids += [it.entry.aux.replace("%d", "0") for it in self._items if it.entry.aux]
             if self.first:
@@ -117,13 +120,13 @@ class Engine:
     # ---- passes
 
     def first_pass(self) -> Pass:
-        return Pass(self, None, first=True)
+        return Pass(self, first=True)
 
     def full_pass(self, semistatic: bool = False) -> Pass:
-        return Pass(self, self._items(first=semistatic, quick=False), first=False)
+        return Pass(self, first=False, semistatic=semistatic)
 
     def quick_pass(self) -> Pass:
-        return Pass(self, self._items(first=False, quick=True), first=False, quick=True)
+        return Pass(self, first=False, quick=True)
 
     # ---- the parts of a pass
 
@@ -244,21 +247,21 @@ class Engine:
                 elif e.kind == STATUS:
                     status_read = True
                     tokens += e.enum.get(fmt.integer(got), "").split()
-                elif e.kind == ALARM:
-                    alarms.setdefault(it.var, [])
+                elif e.kind == ALARM:  # every alarm entry (ups.alarm, L1.alarm, ...) adds to ups.alarm
+                    alarms.setdefault("ups.alarm", [])
                     if text := e.enum.get(fmt.integer(got), ""):
-                        alarms[it.var].append(text)
+                        alarms["ups.alarm"].append(text)
             except fmt.WrongType as exc:
                 if e.kind == STATUS:
                     status_read = True
                 self._problem(result, it.oid, f"{it.var} ({it.oid}): {exc}")
-        if any(alarms.values()):
-            tokens.insert(0, "ALARM")  # NUT 2.8.0 flags a present alarm in the status too
+        if any(alarms.values()) and self.mapping.device_type == "ups":
+            tokens.insert(0, "ALARM")  # NUT 2.8.0 flags a UPS's present alarm in its status too
         if self._has_status and (status_read or first):
             result.values["ups.status"] = " ".join(tokens)
         for var, texts in alarms.items():
             if texts:
-                result.values[var] = " ".join(texts)
+                result.values[var] = " ".join(texts)[:MAX_ALARM].rstrip()
             else:
                 result.removed.append(var)
         if self.mapping.device_type == "ups":

@@ -36,7 +36,7 @@ BAYTECH = Mapping(
         num("outlet.count", P + "2.1.15.1"),
         num("outlet.current", P + "5.1.6.2.1", 0.1),
         num("outlet.voltage", P + "5.1.8.2.1", 0.1),
-        lookup("outlet.%i.status", P + "3.1.3.1.%i", {0: "off", 1: "on", 2: "cycling", -1: "error"}, static=True, each="outlet.count"),
+        lookup("outlet.%i.status", P + "3.1.3.1.%i", {0: "off", 1: "on", 2: "cycling", -1: "error"}, each="outlet.count"),
         text("outlet.%i.desc", P + "3.1.4.1.%i", each="outlet.count"),
         num("outlet.%i.id", P + "6.1.3.2.1.%i", static=True, each="outlet.count"),
         num("outlet.%i.switchable", P + "3.1.1.1.%i", static=True, each="outlet.count"),

@@ -16,6 +16,7 @@ EMERSON_AVOCENT_PDU = Mapping(
     "emerson_avocent_pdu", "1.3", sysoid="1.3.6.1.4.1.10418.17.1.7", check="1.3.6.1.4.1.10418.17.2.1.2.0",
     model="1.3.6.1.4.1.10418.17.2.5.3.1.5.1.0", device_type="pdu",
     entries=(
+        const("device.count", "1"),
         const("device.mfr", "Avocent"),
         const("device.model", "8870"),
         const("outlet.desc", "All outlets"),
@@ -33,7 +34,7 @@ EMERSON_AVOCENT_PDU = Mapping(
         text("ups.firmware", "1.3.6.1.4.1.10418.17.2.1.7.0", static=True),
         text("ups.macaddr", "1.3.6.1.2.1.2.2.1.6.1", static=True),
         num("outlet.count", "1.3.6.1.4.1.10418.17.2.5.3.1.8.1.%d", static=True),
-        lookup("outlet.%i.status", P + "5.1.0.%i", {1: "off", 2: "on"}, static=True, each="outlet.count"),
+        lookup("outlet.%i.status", P + "5.1.0.%i", {1: "off", 2: "on"}, each="outlet.count"),
         num("outlet.%i.id", P + "3.1.0.%i", static=True, each="outlet.count"),
         text("outlet.%i.desc", P + "4.1.0.%i", each="outlet.count"),
         num("outlet.%i.current", P + "50.1.0.%i", 0.1, each="outlet.count"),

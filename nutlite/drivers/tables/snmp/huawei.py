@@ -29,7 +29,7 @@ HUAWEI = Mapping(
         text("ups.serial", P + "2.100.1.5.1", static=True),
         status(P + "2.101.1.1.1", {2: "OL BYPASS", 3: "OL", 4: "OB", 6: "OL ECO", 7: "OB ECO"}),
         status(P + "2.101.1.3.1", {5: "CHRG", 6: "DISCHRG"}),
-        lookup("ups.test.result", "1.3.6.1.2.1.33.1.7.3.0", {1: "done and passed", 2: "done and warning", 3: "done and error", 4: "aborted", 5: "in progress", 6: "no test initiated"}, static=True),
+        lookup("ups.test.result", "1.3.6.1.2.1.33.1.7.3.0", {1: "done and passed", 2: "done and warning", 3: "done and error", 4: "aborted", 5: "in progress", 6: "no test initiated"}),
         num("input.L1-N.voltage", P + "3.100.1.1.1", 0.1),
         num("input.L2-N.voltage", P + "3.100.1.2.1", 0.1),
         num("input.L3-N.voltage", P + "3.100.1.3.1", 0.1),
