@@ -35,10 +35,10 @@ else
 	@echo "not root: interop tests against Debian's NUT run only if it is already installed"
 endif
 
-deb: ## build build/nutlite_<version>_all.deb with dpkg-deb (see docs/packaging.md)
+deb: deps ## build build/nutlite_<version>_all.deb with dpkg-deb (see docs/packaging.md; its private pysnmp and pyasn1 come from the venv)
 	$(PYTHON) packaging/build_deb.py
 
-image: ## as root: build build/nutlite-<version>-arm64.img.xz, the Raspberry Pi SD-card image (see docs/image.md)
+image: deps ## as root: build build/nutlite-<version>-arm64.img.xz, the Raspberry Pi SD-card image (see docs/image.md)
 	$(PYTHON) image/build.py
 
 image-test: deps nut-deps ## as root: boot the built image in QEMU with a simulated UPS on the host: hot-plug, a power cut, the power race

@@ -41,7 +41,7 @@ UNITS = ("nut.target", "nut-driver.target", "nut-driver@.service", "nut-server.s
          "nut-monitor.service", "nutlite-exporter.service", "nutlite-boot-guard.service",
          "nutlite-powerfail-marker.service")
 DOCS = ("README.md", "docs/design.md", "docs/shutdown.md", "docs/exporter.md", "docs/packaging.md",
-        "docs/hotplug.md", "docs/appliance.md", "docs/image.md")
+        "docs/hotplug.md", "docs/appliance.md", "docs/image.md", "docs/snmp.md", "docs/clone.md")
 CONFFILES = ("/etc/default/nutlite-exporter",)
 # Debian bookworm's versions serve (docs/packaging.md says why each one is enough).
 DEPENDS = ("python3 (>= 3.11~)", "python3-serial (>= 3.5)", "python3-usb (>= 1.2)",

@@ -157,6 +157,8 @@ class Draft:
         self.lines: list[str] = []
         self.command_oids: dict[str, str] = {}
         self.alarm_oids: set[str] = set()
+        self.family: list[Draft] = []  # the drafts of the same family file before this one
+        self.body = ""
         self.notes: list[str] = []
 
     def count_vars(self) -> set[str]:
@@ -352,6 +354,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.family and fam not in args.family:
             continue
         blocks = []
+        drafts: list[Draft] = []
         for name in names:
             src = args.survey / f"{name}.json"
             if not src.exists():
@@ -370,13 +373,15 @@ def main(argv: list[str] | None = None) -> int:
             draft = Draft(name, data, json.loads(p3.read_text()) if p3.exists() else None, listing[name])
             cmd_file = args.survey / f"{name}.commands.json"
             draft.command_oids = json.loads(cmd_file.read_text()) if cmd_file.exists() else {}
+            draft.family = list(drafts)
             blocks.append(render(draft))
+            drafts.append(draft)
             for n in draft.notes:
                 print(f"{name}: {n}", file=sys.stderr)
         header = [f'"""{FAMILY_DOC[fam]}.', "",
                   "Drafted by tests/snmptablegen.py from a black-box survey of NUT 2.8.0's snmp-ups (the",
                   "OIDs it reads, in its order, and what it printed for known inputs), then kept by hand.",
-                  '"""', "", "from __future__ import annotations", "",
+                  '"""', "", "from __future__ import annotations", "", "from dataclasses import replace", "",
                   "from nutlite.snmp.mib import Mapping, alarm, cmd, const, converted, lookup, num, rw, status, text", "",
                   "# ruff: noqa: E501 - one table row per line reads best", ""]
         body = "\n".join(header + blocks)
@@ -448,15 +453,20 @@ def render(draft: Draft) -> str:
         if idx and min(idx) == 1:
             one_based.append(cv)
     const_name = draft.name.upper().replace("-", "_")
-    lines = [f"P = {q(draft.prefix)}", "",
-             f"{const_name} = Mapping(",
-             f"    {q(draft.name)}, {q(ver)}, sysoid={q(tuple(points)) if len(points) > 1 else q(points[0])}, check={q(check)},",
-             f"    model={draft.oid(model) if model else q('')}, device_type={q(dtype)},"
-             + (f" one_based={q(tuple(one_based))}," if one_based else ""),
-             "    entries=(", *const_lines, *entries, "    ),",
-             "    commands=(", *cmds, "    ),",
-             "    writable=(", *rws, "    ),", ")", ""]
-    return "\n".join(lines)
+    ident = (f"    {q(draft.name)}, {q(ver)}, sysoid={q(tuple(points)) if len(points) > 1 else q(points[0])}, "
+             f"check={q(check)},")
+    body = "\n".join([f"    model={draft.oid(model) if model else q('')}, device_type={q(dtype)},"
+                      + (f" one_based={q(tuple(one_based))}," if one_based else ""),
+                      "    entries=(", *const_lines, *entries, "    ),",
+                      "    commands=(", *cmds, "    ),",
+                      "    writable=(", *rws, "    ),"])
+    draft.body = f"P = {q(draft.prefix)}\n" + body
+    for other in draft.family:  # the same table under another name and entry point: say so, once
+        if other.body == draft.body:
+            return (f"{const_name} = replace({other.name.upper().replace('-', '_')}, name={q(draft.name)}, "
+                    f"version={q(ver)}, sysoid={q(tuple(points)) if len(points) > 1 else q(points[0])}, "
+                    f"check={q(check)})\n")
+    return "\n".join([f"P = {q(draft.prefix)}", "", f"{const_name} = Mapping(", ident, body, ")", ""])
 
 
 if __name__ == "__main__":

@@ -114,3 +114,59 @@ def test_same_commands_and_writable_variables(name: str, version: str) -> None:
     if version == "v2c":
         offered = sorted(w.name for w in engine.writable() if w.name in got)
         assert offered == read_rw(DATA / f"{name}.nut-2.8.0.rw")
+
+
+def _passes(engine: Engine, table: dict, n: int = 2) -> list:
+    out = []
+    for i in range(n):
+        plan = engine.first_pass() if i == 0 else engine.full_pass()
+        while (oids := plan.next_oids()) is not None:
+            plan.feed(snmprec.answer(table, oids))
+        out.append(plan.result())
+    return out
+
+
+def test_bad_values_are_reported_once_and_skipped() -> None:
+    from nutlite.snmp.types import OBJECT_ID, OCTETS, Value
+
+    table = snmprec.load(DATA / "generex-ups_cs141.snmprec")
+    table["1.3.6.1.2.1.33.1.2.4.0"] = Value(OBJECT_ID, "1.3.6.1.4.1")  # battery.charge: an OID
+    table["1.3.6.1.2.1.33.1.2.5.0"] = Value(OCTETS, b"\xff\xfe")  # battery.voltage: binary junk
+    first, second = _passes(Engine(tables.load("ietf")), table)
+    assert [p for p in first.problems if "battery.charge" in p] == \
+        ["battery.charge (1.3.6.1.2.1.33.1.2.4.0): expected a number, got OBJECT IDENTIFIER '1.3.6.1.4.1'"]
+    assert not second.problems  # once per OID
+    assert "battery.charge" not in first.values and "battery.charge" not in second.values
+    assert first.values["battery.voltage"] == "0"  # a non-numeric string reads as 0, as NUT
+    assert first.values["ups.status"] == "OL BYPASS" and second.values["ups.status"] == "OL BYPASS"
+
+
+def test_an_absurd_outlet_count_is_capped_and_named() -> None:
+    from nutlite.snmp.engine import MAX_COUNT
+    from nutlite.snmp.types import INTEGER, Value
+
+    mapping = tables.load("apc_pdu")
+    count_oid = next(e.oid for e in mapping.entries if e.var == "outlet.count")
+    table = {count_oid: Value(INTEGER, 10**9), "1.3.6.1.4.1.318.1.1.4.1.4.0": Value(INTEGER, 1)}
+    engine = Engine(mapping)
+    (first,) = _passes(engine, table, 1)
+    assert engine.counts["outlet.count"] == MAX_COUNT
+    assert any("out of range" in p and "outlet.count" in p for p in first.problems)
+
+
+def test_commands_and_sets() -> None:
+    table = snmprec.load(DATA / "apc_smx750.snmprec")
+    engine = Engine(tables.load("apcc"))
+    _passes(engine, table, 1)
+    assert engine.instcmd("shutdown.return")[0][0] == "1.3.6.1.4.1.318.1.1.1.6.1.1.0"
+    with pytest.raises(KeyError):
+        engine.instcmd("no.such.command")
+    oid, value = engine.setvar("device.contact", "ops")[0]
+    assert (oid, value.value) == ("1.3.6.1.2.1.1.4.0", b"ops")
+    with pytest.raises(ValueError, match="longer than"):
+        engine.setvar("device.contact", "x" * 200)
+    cyber = Engine(tables.load("cyberpower"))
+    _passes(cyber, snmprec.load(DATA / "cyberpower.snmprec"), 1)
+    with pytest.raises(ValueError, match="upscmd UPS load.off VALUE"):
+        cyber.instcmd("load.off")
+    assert cyber.instcmd("load.off", "2")[0][1].value == 2

@@ -115,3 +115,20 @@ def test_probe_variant(mapping: str, base: str, variant: str, changes: dict[str,
     if isinstance(ours, dict):
         want.update(ours)
     assert got == want
+
+
+def test_symmetra_three_phase_scales_the_transfer_limits_as_nut() -> None:
+    """SNMP-FACTS §1: with symmetrathreephase NUT showed 253 / 208 V as 178.87 / 147.06."""
+    table = snmprec.load(PROBES / "apcc-probe-base.snmprec")
+    plain = Engine(tables.load("apcc"))
+    flagged = Engine(tables.load("apcc"), {"symmetrathreephase": True})
+    got = {}
+    for name, engine in (("plain", plain), ("flagged", flagged)):
+        plan = engine.first_pass()
+        while (oids := plan.next_oids()) is not None:
+            plan.feed(snmprec.answer(table, oids))
+        got[name] = plan.result().values
+    assert (got["plain"]["input.transfer.high"], got["plain"]["input.transfer.low"]) == ("253", "208")
+    assert (got["flagged"]["input.transfer.high"], got["flagged"]["input.transfer.low"]) == ("178.87", "147.06")
+    skip = Engine(tables.load("apcc"), {"notransferoids": True})
+    assert not any(e.var.startswith("input.transfer.") for e in skip._entries)

@@ -16,7 +16,7 @@ v1 drops it on noSuchName).
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from nutlite.snmp import values as fmt
 from nutlite.snmp.mib import ALARM, CONST, LOOKUP, NUM, STATUS, TEXT, Command, Entry, Mapping
@@ -24,6 +24,8 @@ from nutlite.snmp.types import INTEGER, OCTETS, TIMETICKS, Answer, Missing, Valu
 
 #: at most this many outlets / groups / phases per count (a count beyond it is reported and capped)
 MAX_COUNT = 256
+#: symmetrathreephase: NUT's factor for an APC Symmetra's line-to-line transfer limits (253 V -> 178.87)
+SYMMETRA_FACTOR = 0.707
 #: NUT keeps this many characters of ups.alarm
 MAX_ALARM = 254
 #: variables the quick pass (every pollinterval) reads besides ups.status and ups.alarm
@@ -114,8 +116,12 @@ class Engine:
                                   | {c.each for c in mapping.commands if c.each})
         self._count_entries = [e for e in mapping.entries if e.var in self._count_vars and e.oid]
         skip_transfer = bool(self.options.get("notransferoids"))
-        self._entries = tuple(e for e in mapping.entries
-                              if not (skip_transfer and e.var.startswith("input.transfer.")))
+        entries = [e for e in mapping.entries if not (skip_transfer and e.var.startswith("input.transfer."))]
+        if self.options.get("symmetrathreephase") and mapping.name == "apcc":
+            # a three-phase Symmetra reports its transfer limits line to line: NUT scales them by 0.707
+            entries = [replace(e, kind=NUM, scale=e.scale * SYMMETRA_FACTOR) if e.kind in (NUM, TEXT) and
+                       e.var in ("input.transfer.high", "input.transfer.low") else e for e in entries]
+        self._entries = tuple(entries)
 
     # ---- passes
 

@@ -20,6 +20,8 @@ from nutlite.snmp.types import IPADDRESS, OBJECT_ID, OCTETS, OPAQUE, TIMETICKS, 
 DIFFERENCES_FROM_NUT = (
     "whole-number scalings (minutes x 60, x 3, ...) are computed exactly: 4294967295 minutes is "
     "battery.runtime 257698037700, where NUT's single-precision float prints 257698037760.00",
+    "notransferoids leaves input.transfer.* out, as NUT's manual says; NUT 2.8.0 logs that it does but "
+    "still publishes them",
     "a battery date that is not MM/DD/YYYY is not published; NUT publishes a made-up 1900-01-00",
     "an OBJECT IDENTIFIER where a status code is expected counts as its last component everywhere; NUT "
     "does so for upsTestId but crashes (SIGSEGV) on one in upsAlarmOutputOverload",

@@ -6,6 +6,8 @@ OIDs it reads, in its order, and what it printed for known inputs), then kept by
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from nutlite.snmp.mib import Mapping, alarm, cmd, const, converted, lookup, num, rw, text
 
 # ruff: noqa: E501 - one table row per line reads best
@@ -502,76 +504,6 @@ PULIZZI_SWITCHED1 = Mapping(
     ),
 )
 
-P = "1.3.6.1.4.1.20677.2."
-
-PULIZZI_SWITCHED2 = Mapping(
-    "pulizzi_switched2", "0.5", sysoid="1.3.6.1.4.1.20677.2", check="1.3.6.1.4.1.20677.1",
-    model=P + "1.1.0", device_type="pdu",
-    entries=(
-        const("device.mfr", "EATON"),
-        const("outlet.desc", "All outlets"),
-        const("outlet.id", "0"),
-        const("ups.mfr", "EATON"),
-        const("ups.status", ""),
-        text("device.description", "1.3.6.1.2.1.1.1.0"),
-        text("device.contact", "1.3.6.1.2.1.1.4.0"),
-        text("device.location", "1.3.6.1.2.1.1.6.0"),
-        text("device.model", P + "1.1.0", static=True),
-        text("device.macaddr", P + "2.6.0"),
-        text("ups.model", P + "1.1.0", static=True),
-        text("ups.date", P + "1.4.0", static=True),
-        text("ups.time", P + "1.3.0", static=True),
-        num("outlet.current", P + "8.6.4.2.0"),
-        num("outlet.voltage", P + "8.6.4.1.0"),
-        num("outlet.power", P + "8.6.4.3.0"),
-        text("outlet.0.desc", P + "6.1.0.1.0", static=True),
-        text("outlet.1.desc", P + "6.1.1.1.0", static=True),
-        text("outlet.2.desc", P + "6.1.2.1.0", static=True),
-        lookup("outlet.0.status", P + "6.3.0.0", {1: "on", 2: "off"}),
-        lookup("outlet.1.status", P + "6.3.1.0", {1: "on", 2: "off"}),
-        lookup("outlet.2.status", P + "6.3.2.0", {1: "on", 2: "off"}),
-        lookup("outlet.0.switchable", P + "6.3.0.0", {1: "yes", 2: "yes"}, static=True),
-        lookup("outlet.1.switchable", P + "6.3.1.0", {1: "yes", 2: "yes"}, static=True),
-        lookup("outlet.2.switchable", P + "6.3.2.0", {1: "yes", 2: "yes"}, static=True),
-        num("outlet.0.delay.reboot", P + "6.1.0.5.0"),
-        num("outlet.1.delay.reboot", P + "6.1.1.5.0"),
-        num("outlet.2.delay.reboot", P + "6.1.2.5.0"),
-        num("outlet.0.delay.start", P + "6.1.0.4.0"),
-        num("outlet.1.delay.start", P + "6.1.1.4.0"),
-        num("outlet.2.delay.start", P + "6.1.2.4.0"),
-    ),
-    commands=(
-        cmd("load.off", P + "6.2.1.0", 2),
-        cmd("load.off.delay", P + "6.2.1.0", 4),
-        cmd("load.on", P + "6.2.1.0", 1),
-        cmd("load.on.delay", P + "6.2.1.0", 3),
-        cmd("outlet.0.load.cycle", P + "6.2.0.0", 3),
-        cmd("outlet.0.load.off", P + "6.2.0.0", 2),
-        cmd("outlet.0.load.on", P + "6.2.0.0", 1),
-        cmd("outlet.1.load.cycle", P + "6.2.1.0", 3),
-        cmd("outlet.1.load.off", P + "6.2.1.0", 2),
-        cmd("outlet.1.load.on", P + "6.2.1.0", 1),
-        cmd("outlet.2.load.cycle", P + "6.2.2.0", 3),
-        cmd("outlet.2.load.off", P + "6.2.2.0", 2),
-        cmd("outlet.2.load.on", P + "6.2.2.0", 1),
-        cmd("shutdown.return", "", None),
-        cmd("shutdown.stayoff", "", None),
-    ),
-    writable=(
-        rw("device.contact", 128),
-        rw("device.description", 128),
-        rw("device.location", 128),
-        rw("outlet.0.delay.reboot"),
-        rw("outlet.0.delay.start"),
-        rw("outlet.0.desc", 128),
-        rw("outlet.1.delay.reboot"),
-        rw("outlet.1.delay.start"),
-        rw("outlet.1.desc", 128),
-        rw("outlet.2.delay.reboot"),
-        rw("outlet.2.delay.start"),
-        rw("outlet.2.desc", 128),
-        rw("outlet.desc", 20),
-    ),
-)
+PULIZZI_SWITCHED2 = replace(PULIZZI_SWITCHED1, name="pulizzi_switched2", version="0.5", sysoid="1.3.6.1.4.1.20677.2", check="1.3.6.1.4.1.20677.1")
 
 MAPPINGS = {m.name: m for m in (EATON_EPDU, APHEL_REVELATION, APHEL_GENESISII, PULIZZI_SWITCHED1, PULIZZI_SWITCHED2,)}
