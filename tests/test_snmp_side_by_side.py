@@ -15,6 +15,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -263,9 +264,11 @@ def test_this_simulator_gives_debians_driver_the_oracle(debian_env: NutEnv, name
     assert client(UPSCMD, debian_env, name, "-l") == oracle(name, "cmds")
 
 
-def test_live_side_by_side_with_debians_driver(debian_env: NutEnv, snmpsim: Snmpsim, tmp_path: Path) -> None:
+def test_live_side_by_side_with_debians_driver(debian_env: NutEnv, snmpsim: Snmpsim) -> None:
     require_core()
-    ours = start_env(tmp_path / "nl", snmpsim, LIVE, ("v2c",), "nutlite")
+    # a short folder: the driver sockets are named after the long recording names (AF_UNIX: 108 bytes)
+    short = Path(tempfile.mkdtemp(prefix="snmp-live-"))
+    ours = start_env(short / "nl", snmpsim, LIVE, ("v2c",), "nutlite")
     try:
         for name in LIVE:
             want = parse_upsc(client(UPSC, debian_env, name))
@@ -275,3 +278,4 @@ def test_live_side_by_side_with_debians_driver(debian_env: NutEnv, snmpsim: Snmp
             assert rw_blocks(client(UPSRW, debian_env, name, "-l")) == rw_blocks(client(UPSRW, ours, name, "-l"))
     finally:
         ours.stop()
+        shutil.rmtree(short, ignore_errors=True)
