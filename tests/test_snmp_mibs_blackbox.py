@@ -28,7 +28,7 @@ from snmpsurvey import Scheme  # noqa: E402
 
 pytestmark = [pytest.mark.interop]
 
-SCHEMES = ("code", "str", "ticks", "k0", "k1", "k2", "k3", "k4", "k5", "k7")
+SCHEMES = ("code", "str", "ticks", "k0", "k1", "k2", "k3", "k5")
 # driver.* lines the driver shell adds (ups.conf / build facts, not the mapping's)
 SHELL_VARS = ("driver.name", "driver.version", "driver.version.internal")
 
