@@ -16,7 +16,6 @@ with NUTLITE_REQUIRE_REAL_NUT=1 (as the other tests that need real Debian progra
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import os
@@ -26,7 +25,6 @@ import socket
 import stat
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -38,6 +36,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "packaging"))
 import build_deb  # noqa: E402
 import vendor  # noqa: E402
+from snmpv3agent import PRIV_PROTOCOLS, V3Agent  # noqa: E402 - the shared SNMPv3 test agent
 
 VERSION = build_deb.version()
 UNITS = ["nut.target", "nut-driver.target", "nut-driver@.service", "nut-server.service", "nut-monitor.service",
@@ -250,78 +249,6 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-class V3Agent:
-    """An SNMPv3 agent on 127.0.0.1 (the build venv's pysnmp, a thread) with one USM user per privacy
-    protocol (user ``priv_<PROTOCOL>``, SHA), answering GETs from a recording; community ``public`` for v2c."""
-
-    PRIV = ("DES", "AES", "AES192", "AES256", "AES192C", "AES256C")
-
-    def __init__(self, snmprec: Path) -> None:
-        from snmpagent import load_snmprec
-
-        self.table = load_snmprec(snmprec)
-        self.port = 0
-        self._ready = threading.Event()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        from pysnmp.carrier.asyncio.dgram import udp
-        from pysnmp.entity import config, engine
-        from pysnmp.entity.rfc3413 import cmdrsp
-        from pysnmp.entity.rfc3413 import context as rcontext
-        from pysnmp.proto import api
-        from snmpagent import _encode_value
-
-        table, proto = self.table, api.v2c
-
-        class Table:  # pysnmp's MIB instrumentation hook: GET only
-            def read_variables(self, *vbs: tuple, **ctx: object) -> list:
-                return [(o, _encode_value(proto, table[tuple(o)]) if tuple(o) in table
-                         else proto.NoSuchInstance("")) for o, _ in vbs]
-
-        privs = {"DES": config.USM_PRIV_CBC56_DES, "AES": config.USM_PRIV_CFB128_AES,
-                 "AES192": config.USM_PRIV_CFB192_AES_BLUMENTHAL, "AES256": config.USM_PRIV_CFB256_AES_BLUMENTHAL,
-                 "AES192C": config.USM_PRIV_CFB192_AES, "AES256C": config.USM_PRIV_CFB256_AES}
-        loop = self._loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(loop)
-        eng = engine.SnmpEngine()
-        transport = udp.UdpTransport().open_server_mode(("127.0.0.1", 0))
-        config.add_transport(eng, udp.DOMAIN_NAME, transport)
-        for name in self.PRIV:
-            config.add_v3_user(eng, f"priv_{name}", config.USM_AUTH_HMAC96_SHA, "authpass123", privs[name],
-                               "privpass123")
-            config.add_vacm_user(eng, 3, f"priv_{name}", "authPriv", (1,), (1,))
-        config.add_v1_system(eng, "v2c-area", "public")
-        config.add_vacm_user(eng, 2, "v2c-area", "noAuthNoPriv", (1,), (1,))
-        ctx = rcontext.SnmpContext(eng)
-        ctx.context_names[b""] = Table()  # type: ignore[assignment]
-        cmdrsp.GetCommandResponder(eng, ctx)
-        loop.call_soon(self._bound, transport)
-        loop.run_forever()
-        eng.close_dispatcher()
-
-    def _bound(self, transport: object) -> None:
-        sock = getattr(transport, "transport", None)
-        if sock is None:  # the datagram endpoint is made by a task of the loop: wait for it
-            assert self._loop is not None
-            self._loop.call_later(0.01, self._bound, transport)
-            return
-        self.port = sock.get_extra_info("sockname")[1]
-        self._ready.set()
-
-    def __enter__(self) -> V3Agent:
-        self._thread.start()
-        if not self._ready.wait(10):
-            raise RuntimeError("the SNMPv3 test agent did not start")
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        assert self._loop is not None
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(5)
-
-
 # Run in the fresh root by Debian's python3: the launcher's own sys.path lines, then GETs with nutlite's
 # SNMP client (what snmp-ups polls with) for each settings object of argv[2]; one line per GET.
 SNMP_GET = """\
@@ -409,7 +336,8 @@ def test_install_run_purge_in_fresh_bookworm(deb: Path, root_tarball: Path, tmp_
             "no cryptography", ""], imports
 
         upscale = "Value(tag='4', value=b'Upscale')"
-        with V3Agent(SNMP_DATA / "generex-ups_cs141.snmprec") as agent:
+        with V3Agent(SNMP_DATA / "generex-ups_cs141.snmprec", users=[(f"priv_{p}", "SHA", p) for p in PRIV_PROTOCOLS],
+                     community="public") as agent:
             started = time.monotonic()
             got = snmp_in_root(root, agent.port, [{"version": "v2c"}, v3_settings("AES"), v3_settings("DES")])
             assert got[0] == upscale, got
@@ -426,8 +354,8 @@ def test_install_run_purge_in_fresh_bookworm(deb: Path, root_tarball: Path, tmp_
             assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
             crypto_version, debian_pyasn1 = proc.stdout.split()[-2:]
             assert crypto_version.startswith("38.") and debian_pyasn1.startswith("0.4."), proc.stdout
-            got = snmp_in_root(root, agent.port, [v3_settings(priv) for priv in V3Agent.PRIV])
-            assert got == [upscale] * len(V3Agent.PRIV), list(zip(V3Agent.PRIV, got, strict=True))
+            got = snmp_in_root(root, agent.port, [v3_settings(priv) for priv in PRIV_PROTOCOLS])
+            assert got == [upscale] * len(PRIV_PROTOCOLS), list(zip(PRIV_PROTOCOLS, got, strict=True))
             proc = inroot(root, "python3 -I /tmp/imports.py")
             assert f"/{VENDOR}/pyasn1/__init__.py {versions['pyasn1']}" in proc.stdout, proc.stdout + proc.stderr
             assert "cryptography 38." in proc.stdout

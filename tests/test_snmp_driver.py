@@ -222,7 +222,7 @@ V3_OK = {"snmp_version": "v3", "secLevel": "authPriv", "secName": "nutv3", "auth
 
 @needs_core
 def test_v3_auth_priv_publishes_what_nut_published(tmp_path: Path) -> None:
-    from test_snmp_client import V3Agent
+    from snmpv3agent import V3Agent
 
     with V3Agent(CS141) as agent:
         d = asyncio.run(started(driver(agent.port, tmp_path, **V3_OK, snmp_timeout="1")))
@@ -248,7 +248,7 @@ def test_v3_auth_priv_publishes_what_nut_published(tmp_path: Path) -> None:
     ({"secName": "intruder"}, "SNMPv3 user 'intruder' is unknown"),
 ])
 def test_v3_wrong_credentials_say_so_in_one_line(change: dict[str, str], words: str) -> None:
-    from test_snmp_client import V3Agent
+    from snmpv3agent import V3Agent
 
     with V3Agent(CS141) as agent:
         settings = {**V3_OK, **change, "port": f"127.0.0.1:{agent.port}"}
