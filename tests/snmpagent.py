@@ -32,6 +32,9 @@ from pyasn1.codec.ber import decoder, encoder
 from pyasn1.error import PyAsn1Error
 from pysnmp.proto import api
 
+from nutlite.snmp import snmprec
+from nutlite.snmp.snmprec import SnmprecError
+
 Oid = tuple[int, ...]
 Entry = tuple[str, object]  # (snmprec type tag such as "2", "4", "4x", python value)
 Rule = Callable[[Oid], Entry | None]
@@ -47,10 +50,6 @@ PDU_NAMES = {
 NO_ERROR, TOO_BIG, NO_SUCH_NAME, BAD_VALUE, READ_ONLY, GEN_ERR, NOT_WRITABLE = 0, 1, 2, 3, 4, 5, 17
 
 
-class SnmprecError(ValueError):
-    """A malformed .snmprec line (message names file and line)."""
-
-
 def parse_oid(text: str) -> Oid:
     text = text.strip().lstrip(".")
     try:
@@ -63,39 +62,19 @@ def oid_str(oid: Oid) -> str:
     return ".".join(str(p) for p in oid)
 
 
-def _value_from_text(tag: str, text: str) -> object:
-    if tag in ("2", "65", "66", "67", "70"):
-        return int(text)
-    if tag == "4":
-        return text.rstrip()  # like snmpsim: trailing whitespace of text strings is not served
-    if tag in ("4x", "68", "68x"):
-        return bytes.fromhex(text)
-    if tag == "5":
-        return None
-    if tag == "6":
-        return parse_oid(text)
-    if tag == "64":
-        return text
-    raise ValueError(f"unknown type {tag!r}")
-
-
 def load_snmprec(path: str | Path) -> dict[Oid, Entry]:
-    """Read a .snmprec file into an OID -> (type, value) table."""
+    """Read a .snmprec file into an OID -> (type, value) table (nutlite.snmp.snmprec reads the file)."""
     table: dict[Oid, Entry] = {}
-    raw = Path(path).read_bytes().decode("utf-8", errors="surrogateescape")
-    for lineno, line in enumerate(raw.splitlines(), 1):
-        line = line.rstrip("\r\n")
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
-        parts = line.split("|", 2)
-        if len(parts) != 3:
-            raise SnmprecError(f"{path}:{lineno}: expected OID|TYPE|VALUE, got {line[:60]!r}")
-        oid_text, tag, text = parts
-        tag = "68" if tag == "68x" else tag
-        try:
-            table[parse_oid(oid_text)] = (tag, _value_from_text(tag, text))
-        except ValueError as exc:
-            raise SnmprecError(f"{path}:{lineno}: {exc}") from None
+    for oid, value in snmprec.load(path).items():
+        v = value.value
+        if value.tag == "4" and isinstance(v, bytes):
+            text = v.decode("utf-8", "surrogateescape")
+            entry: Entry = ("4", text) if v.isascii() and text == text.rstrip() else ("4x", v)
+        elif value.tag == "6":
+            entry = ("6", parse_oid(str(v)))
+        else:
+            entry = (value.tag, v)
+        table[parse_oid(oid)] = entry
     return table
 
 
