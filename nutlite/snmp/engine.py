@@ -109,6 +109,7 @@ class Engine:
         self.dead: set[str] = set()
         self._reported: set[str] = set()
         self._offered: list[str] = []
+        self._later: dict[bool, list[_Item]] = {}  # the item lists of later passes (quick or not)
         self._has_status = any(e.kind == STATUS or (e.kind == CONST and e.var == "ups.status")
                                for e in mapping.entries)
         self._count_vars = sorted({e.each for e in mapping.entries if e.each}
@@ -189,6 +190,10 @@ class Engine:
                 yield _Item(e, e.var, oid)
 
     def _items(self, first: bool, quick: bool) -> list[_Item]:
+        """The concrete entries of a pass. Later passes reuse their lists: counts and dead OIDs are
+        settled by the first pass (which empties the cache)."""
+        if not first and quick in self._later:
+            return self._later[quick]
         if first:
             chosen: Iterable[Entry] = self._entries
         elif quick:
@@ -196,7 +201,10 @@ class Engine:
                       and (e.kind in (STATUS, ALARM) or e.var in QUICK_VARS)]
         else:
             chosen = [e for e in self._entries if not e.static and e.kind != CONST]
-        return [it for it in self._expand(chosen) if not (it.oid in self.dead and not first)]
+        items = [it for it in self._expand(chosen) if not (it.oid in self.dead and not first)]
+        if not first:
+            self._later[quick] = items
+        return items
 
     def _all_commands(self) -> list[Command]:
         out: list[Command] = []
@@ -275,6 +283,7 @@ class Engine:
                 if f"ups.{what}" in result.values and not any(e.var == f"device.{what}" for e in self._entries):
                     result.values[f"device.{what}"] = result.values[f"ups.{what}"]
         if first:
+            self._later.clear()
             for var, n in self.counts.items():
                 if not any(e.var == var and e.oid for e in self._entries if e.oid):
                     result.values.setdefault(var, str(n))
