@@ -253,14 +253,14 @@ def test_first_boot(rig: Rig) -> None:
     passed("mDNS advertises _nut._tcp on port 3493 (avahi-browse in the VM)")
 
     pss = rig.ssh.run(
-        "for p in $(pgrep -f '^/usr/bin/python3 -I (/usr/bin/nutlite|-S /usr/lib/python3/dist-packages/nutlite/)'); do "
+        "for p in $(pgrep -f '^(/usr/bin/python3 -I /usr/bin/nutlite|/bin/sh /usr/lib/python3/dist-packages/nutlite/upsmon/parent.sh) '); do "
         "printf '%s %s\\n' \"$(awk '/^Pss:/{print $2}' /proc/$p/smaps_rollup)\" \"$(tr '\\0' ' ' </proc/$p/cmdline)\"; done"
     ).stdout
     rows = [line.split(maxsplit=1) for line in pss.splitlines() if line.split() and line.split()[0].isdigit()]
     total = sum(int(kib) for kib, _ in rows)
     rig.figures["stack_pss_mib"] = total / 1024
     for kib, cmd in rows:  # per daemon (upsmon's two processes together)
-        role = "upsmon" if " upsmon" in cmd or "/upsmon/parent.py" in cmd else cmd.split("/usr/bin/nutlite ", 1)[-1].split()[0]
+        role = "upsmon" if " upsmon" in cmd or "/upsmon/parent.sh" in cmd else cmd.split("/usr/bin/nutlite ", 1)[-1].split()[0]
         key = f"pss_{role}_mib"
         rig.figures[key] = rig.figures.get(key, 0.0) + int(kib) / 1024
     passed(f"the stack's proportional set size: {total / 1024:.1f} MiB\n{pss}")

@@ -3,9 +3,9 @@
 The decisions are made by :mod:`nutlite.upsmon.core`; this module does the I/O around it.
 
 Process model (as NUT's): started as root, upsmon splits in two. The parent keeps root and can do
-exactly one thing: when the child writes one byte (``\\x01``) into their pipe, it writes POWERDOWNFLAG
-and runs SHUTDOWNCMD. Right after the fork the parent becomes a fresh interpreter running
-:mod:`nutlite.upsmon.parent` (standard library only), so it holds no copy of the monitor's modules. The child becomes ``-u``, else
+exactly one thing: when the child writes the line ``shutdown`` into their pipe, it writes POWERDOWNFLAG
+and runs SHUTDOWNCMD. Right after the fork the parent becomes a small shell script (``parent.sh``, see
+:mod:`nutlite.upsmon.parent`), so it holds no copy of the monitor's modules. The child becomes ``-u``, else
 RUN_AS_USER, else NUT's ``nut`` account (``-u root`` keeps it root), and does everything else: the
 upsd connections, the polling, the notifications, the signals (its pid is in the pid file). If the
 parent dies the child announces NOPARENT once and goes on monitoring; if the child dies the parent
@@ -45,7 +45,6 @@ from nutlite.upsmon.shutdown import (
     PipeHandoff,
     clear_stale_flag,
     flag_is_set,
-    run_parent,
 )
 
 log = logging.getLogger("nutlite.upsmon")
@@ -173,20 +172,23 @@ def load_checked() -> UpsmonConf:
 
 
 def become_parent(rfd: int, child: int, shutdowncmd: str | None, flag: str | None, use_syslog: bool) -> int:
-    """The forked parent replaces itself with :mod:`nutlite.upsmon.parent` in a fresh interpreter, which
-    holds a few MiB instead of a copy of this process; if that cannot start, it serves from here."""
+    """The forked parent replaces itself with ``parent.sh`` (see :mod:`nutlite.upsmon.parent`), the pipe
+    from the child as its standard input. Returns only if the shell cannot start: then the child,
+    left without its parent, announces NOPARENT."""
     from nutlite.upsmon import parent
 
-    os.set_inheritable(rfd, True)
-    argv = parent.exec_argv(rfd, child, shutdowncmd, flag, PROG, use_syslog)
+    argv = parent.exec_argv(child, shutdowncmd, flag, PROG, use_syslog)
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(OSError, ValueError):
             stream.flush()
     try:
+        os.dup2(rfd, 0)
+        os.close(rfd)
         os.execv(argv[0], argv)
     except OSError as exc:
-        log.warning("cannot start the privileged parent as %s (%s): serving from this process", argv[0], exc)
-    return run_parent(rfd, child, shutdowncmd, flag)
+        log.critical("cannot start the privileged parent (%s %s): %s; this host cannot be shut down by upsmon",
+                     argv[0], argv[1], exc.strerror or exc)
+    return 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -268,12 +270,19 @@ def main(argv: list[str] | None = None) -> int:
 
     family = socket.AF_INET if args.ipv4 and not args.ipv6 else socket.AF_INET6 if args.ipv6 else socket.AF_UNSPEC
     mon = UpsmonDaemon(conf, handoff, notifier, parent_pid, family)
+    status = 1  # (an exception on the way out)
     try:
-        return mon.run()
+        status = mon.run()
     except KeyboardInterrupt:
-        return 0
+        status = 0
+    except SystemExit as exc:
+        status = exc.code if isinstance(exc.code, int) else 1
+        raise
     finally:
         daemon.remove_pidfile(path)
+        if isinstance(handoff, PipeHandoff):
+            handoff.report_exit(status)
+    return status
 
 
 if __name__ == "__main__":  # pragma: no cover

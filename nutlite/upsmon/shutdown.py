@@ -9,7 +9,7 @@ import os
 
 from nutlite.daemon import account_name, path_error
 from nutlite.upsmon import parent
-from nutlite.upsmon.parent import MAGIC, SHUTDOWN_BYTE
+from nutlite.upsmon.parent import MAGIC, SHUTDOWN_LINE, exit_line
 
 log = logging.getLogger("nutlite.upsmon")
 
@@ -116,7 +116,7 @@ class LocalShutdown:
 
 
 class PipeHandoff:
-    """The child's way to shut down: one byte to the privileged parent."""
+    """The child's way to shut down: one line to the privileged parent."""
 
     def __init__(self, wfd: int, fallback: LocalShutdown) -> None:
         self.wfd = wfd
@@ -124,7 +124,7 @@ class PipeHandoff:
 
     def __call__(self) -> bool:
         try:
-            os.write(self.wfd, SHUTDOWN_BYTE)
+            os.write(self.wfd, SHUTDOWN_LINE)
             log.debug("shutdown handed to the privileged parent")
             return True
         except OSError as exc:
@@ -135,10 +135,9 @@ class PipeHandoff:
         log.critical("shutdown impossible: the privileged parent is gone and this process is not root")
         return False
 
-
-# --------------------------------------------------------------------------------------------- parent
-
-
-def run_parent(rfd: int, child: int, shutdowncmd: str | None, powerdownflag: str | None) -> int:
-    """The privileged parent in this process (when it cannot become :mod:`nutlite.upsmon.parent`)."""
-    return parent.serve(rfd, child, shutdowncmd, powerdownflag, _say, write=write_powerdownflag)
+    def report_exit(self, status: int) -> None:
+        """Tell the parent the status this process exits with (its last line)."""
+        try:
+            os.write(self.wfd, exit_line(status))
+        except OSError:
+            pass  # the parent is gone: nobody to tell
