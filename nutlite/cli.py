@@ -204,7 +204,8 @@ def _drop_stdout() -> None:
         pass
 
 
-# The long-running daemons that start without ssl (nutlite.lazyssl: it is imported when TLS is set up).
+# The long-running daemons that start without ssl (nutlite.lazyssl: it is imported when TLS is set up),
+# and with inspect imported only when first used.
 SSL_LAZY = frozenset({"upsd", "upsmon", "driver", "exporter"})
 
 
@@ -216,6 +217,7 @@ def main(argv: list[str] | None = None) -> int:
         from nutlite import lazyssl
 
         lazyssl.keep_out()
+        lazyssl.defer("inspect")
     if prog in TOOLS:
         return guarded(prog, lambda a: run_tool(prog, a), argv[1:])
     if prog not in ("nutlite", "__main__.py") and prog in driver_names():

@@ -155,6 +155,8 @@ UPS_GLOBAL_ONLY = {"chroot", "driverpath", "statepath", "nowait"}
 
 @dataclass
 class UpsSection:
+    """One ``[name]`` section of ups.conf."""
+
     name: str
     lineno: int
     values: dict[str, str] = field(default_factory=dict)  # every key = value, in file order
@@ -215,6 +217,8 @@ class UpsSection:
 
 @dataclass
 class UpsConf:
+    """ups.conf: the global settings and the sections, in file order."""
+
     path: str
     globals: dict[str, str] = field(default_factory=dict)
     global_flags: list[str] = field(default_factory=list)
@@ -302,6 +306,8 @@ def load_ups_conf(path: str | os.PathLike[str] | None = None, text: str | None =
 
 @dataclass
 class UpsdConf:
+    """upsd.conf."""
+
     path: str
     listen: list[tuple[str, int]] = field(default_factory=list)
     maxage: int = 15
@@ -391,6 +397,8 @@ ROLE_ALIASES = {"primary": "primary", "master": "primary", "secondary": "seconda
 
 @dataclass
 class User:
+    """One ``[name]`` section of upsd.users."""
+
     name: str
     lineno: int
     password: str | None = None
@@ -407,6 +415,8 @@ class User:
 
 @dataclass
 class UsersConf:
+    """upsd.users: the users, and what was wrong with the file."""
+
     path: str
     users: dict[str, User] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
@@ -469,6 +479,8 @@ NOTIFY_FLAGS = ("SYSLOG", "WALL", "EXEC", "IGNORE")
 
 @dataclass
 class Monitor:
+    """One MONITOR line of upsmon.conf."""
+
     system: str  # ups[@host[:port]] as written
     upsname: str
     host: str
@@ -500,6 +512,8 @@ def split_system(system: str) -> tuple[str, str, int]:
 
 @dataclass
 class UpsmonConf:
+    """upsmon.conf."""
+
     path: str
     monitors: list[Monitor] = field(default_factory=list)
     minsupplies: int = 1
@@ -622,6 +636,8 @@ def load_upsmon_conf(path: str | os.PathLike[str] | None = None, text: str | Non
 
 @dataclass
 class SchedAt:
+    """One AT line of upssched.conf."""
+
     notifytype: str
     upsname: str  # '*' = any
     command: str  # START-TIMER / CANCEL-TIMER / EXECUTE
@@ -631,6 +647,8 @@ class SchedAt:
 
 @dataclass
 class UpsschedConf:
+    """upssched.conf."""
+
     path: str
     cmdscript: str | None = None
     pipefn: str | None = None
@@ -670,6 +688,8 @@ NUT_MODES = ("none", "standalone", "netserver", "netclient")
 
 @dataclass
 class NutConf:
+    """nut.conf: its settings, and what was wrong with the file."""
+
     path: str
     values: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)

@@ -6,6 +6,9 @@ heap and the relocated pages of libssl and libcrypto. :func:`keep_out` (called b
 point before a daemon is imported) makes ``import ssl`` fail quietly for asyncio and the standard
 library, which all handle a Python without ssl; :func:`load` imports it for real when TLS is
 configured.
+
+:func:`defer` does the same for a module the daemons may need, but rarely (``inspect``): it is
+imported when one of its attributes is first used.
 """
 
 from __future__ import annotations
@@ -26,3 +29,35 @@ def load() -> ModuleType:
     import ssl
 
     return ssl
+
+
+
+class _Deferred(ModuleType):
+    """Stands in for a module until one of its attributes is used (see :func:`defer`)."""
+
+    def __getattr__(self, attr: str) -> object:  # (only for what the stand-in lacks: not __spec__)
+        name = self.__name__
+        if sys.modules.get(name) is self:
+            del sys.modules[name]
+        __import__(name)
+        real = sys.modules[name]
+        self.__dict__.update(real.__dict__)  # for those who hold the stand-in
+        return getattr(real, attr)
+
+
+def defer(name: str) -> None:
+    """Import the standard-library module ``name`` only when one of its attributes is first used:
+    until then ``import name`` gives a stand-in. For modules that asyncio and dataclasses import at
+    start but use only on paths the daemons do not take (``inspect``: debug mode, dataclasses
+    without a docstring). (importlib's LazyLoader cannot serve: ``import`` itself reads the module's
+    ``__spec__``, which makes it load.)"""
+    if name in sys.modules:
+        return
+    from importlib.machinery import PathFinder
+
+    spec = PathFinder.find_spec(name)
+    if spec is None:
+        return
+    stand_in = _Deferred(name)
+    stand_in.__spec__ = spec
+    sys.modules[name] = stand_in

@@ -19,6 +19,8 @@ KNOWN_FLAGS = ("RW", "STRING", "NUMBER")
 
 @dataclass(slots=True)
 class Var:
+    """One variable of a UPS: its value, flags (RW, STRING, ...), maximum length, choices and ranges."""
+
     name: str
     value: str
     flags: set[str] = field(default_factory=set)

@@ -150,6 +150,8 @@ class Hotplug:
 
 @dataclass
 class HotplugPlan:
+    """What the generator makes of one ups.conf: the sections and their hot-plug rules."""
+
     source: Path
     sections: list[str] = field(default_factory=list)  # every usable section, hot-plugged or not
     entries: list[Hotplug] = field(default_factory=list)

@@ -30,6 +30,8 @@ LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
 
 @dataclass
 class FileStatus:
+    """How one boot-partition file was taken: from where, and the error if it was refused."""
+
     ok: bool
     source: str  # boot, last-good, default, detected
     error: str | None = None

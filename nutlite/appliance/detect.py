@@ -18,6 +18,8 @@ PROBE_WAIT = 0.8  # seconds for each of the two questions: at most 2 s a port in
 
 @dataclass
 class Found:
+    """A UPS found on the bus: the driver and the ups.conf settings that select it."""
+
     driver: str
     settings: list[tuple[str, str]] = field(default_factory=list)  # after driver, in order
     what: str = ""

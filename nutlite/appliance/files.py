@@ -39,6 +39,8 @@ class Fatal(Exception):
 
 @dataclass
 class Context:
+    """Where the appliance's files live and what this run may do (systemd, data partition, root)."""
+
     paths: Paths
     systemd: bool = False
     persistent: bool = True  # the data partition can be written

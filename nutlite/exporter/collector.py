@@ -36,6 +36,8 @@ STALE_CODES = ("DATA-STALE", "DRIVER-NOT-CONNECTED")
 
 @dataclass(frozen=True)
 class Credentials:
+    """The upsd login of a scrape (the password is never printed)."""
+
     username: str
     password: str = field(repr=False)
 
@@ -85,6 +87,8 @@ def load_credentials(path: str | Path) -> dict[str | None, Credentials]:
 
 @dataclass
 class Options:
+    """What the exporter publishes: names, variable filters and statuses."""
+
     names: naming.Names = field(default_factory=lambda: naming.names_for("nut_exporter"))
     include: Sequence[str] = ()  # globs; empty = every variable
     exclude: Sequence[str] = ()
@@ -116,6 +120,8 @@ class Options:
 
 @dataclass
 class UpsResult:
+    """What a scrape got for one UPS."""
+
     name: str
     variables: dict[str, str] | None = None
     strings: frozenset[str] = frozenset()  # variables that GET TYPE says are STRING
@@ -126,6 +132,8 @@ class UpsResult:
 
 @dataclass
 class ServerResult:
+    """What a scrape got from one upsd."""
+
     target: Target
     up: bool = False
     error: str | None = None

@@ -48,6 +48,8 @@ class HttpError(Exception):
 
 @dataclass
 class Request:
+    """An HTTP request as the exporter's server reads it."""
+
     method: str
     target: str  # the request target as sent ("/probe?target=x")
     version: str  # "HTTP/1.0" or "HTTP/1.1"
@@ -67,6 +69,8 @@ class Request:
 
 @dataclass
 class Response:
+    """An HTTP response of the exporter's server."""
+
     status: int
     body: bytes
     content_type: str = "text/plain; charset=utf-8"

@@ -92,6 +92,8 @@ NUMBER_RE = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
 
 @dataclass(frozen=True)
 class Unit:
+    """A Prometheus unit: the name suffix and the factor from NUT's value."""
+
     suffix: str  # Prometheus base unit suffix, "" for none
     scale: float = 1.0  # multiply NUT's value by this
 

@@ -35,6 +35,8 @@ class WebConfigError(ValueError):
 
 @dataclass
 class WebConfig:
+    """The exporter's web configuration file (TLS and basic authentication)."""
+
     cert_file: str | None = None
     key_file: str | None = None
     client_ca_file: str | None = None

@@ -229,6 +229,8 @@ class Descriptor:
 
 @dataclass(slots=True)
 class _Globals:
+    """The global items of a HID report descriptor, as the parser goes."""
+
     usage_page: int = 0
     logical_min: int = 0
     logical_max: int = 0

@@ -35,6 +35,8 @@ _REPLIES = (Missing.NO_SUCH_OBJECT, Missing.NO_SUCH_INSTANCE, Missing.END_OF_MIB
 
 @dataclass
 class Result:
+    """What one pass published, removed and found wrong."""
+
     values: dict[str, str] = field(default_factory=dict)
     removed: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # wrong types, bad counts (warnings, once per OID)
@@ -43,6 +45,8 @@ class Result:
 
 @dataclass(frozen=True, slots=True)
 class RwInfo:
+    """A writable variable: its type for ``upsrw``."""
+
     name: str
     kind: str  # "string" or "number"
     length: int = 0

@@ -29,6 +29,8 @@ NUM, TEXT, LOOKUP, STATUS, ALARM, CONST = "num", "text", "lookup", "status", "al
 
 @dataclass(frozen=True, slots=True)
 class Entry:
+    """One row of a mapping: a NUT variable and the OID it is read from."""
+
     kind: str  # NUM, TEXT, LOOKUP, STATUS, ALARM or CONST
     var: str  # NUT name ("ups.status" / "ups.alarm" for those kinds); may hold %i
     oid: str = ""  # dotted, may hold %i and %d; "" for CONST
@@ -52,6 +54,8 @@ class Entry:
 
 @dataclass(frozen=True, slots=True)
 class Command:
+    """An instant command: the OID it SETs and the value."""
+
     name: str  # may hold %i (outlet commands)
     oid: str  # the OID SET; its GET decides whether the device offers the command ("": always offered)
     value: int | str | None  # what is SET (INTEGER, or OCTET STRING when a str); None: the user gives it
@@ -60,12 +64,16 @@ class Command:
 
 @dataclass(frozen=True, slots=True)
 class Writable:
+    """A variable that ``upsrw`` may SET."""
+
     var: str  # a variable of the mapping; SET to its OID
     length: int = 0  # STRING with this maximum length; 0: NUMBER (or the entry's enumeration)
 
 
 @dataclass(frozen=True, slots=True)
 class Mapping:
+    """One MIB mapping (a ``mibs=`` name): how it is detected and what it reads."""
+
     name: str
     version: str
     sysoid: tuple[str, ...] | str = ()  # entry point(s): the sysObjectID that selects the mapping

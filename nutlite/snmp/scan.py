@@ -72,6 +72,8 @@ def between(start: str, end: str) -> list[str]:
 
 @dataclass(frozen=True)
 class Found:
+    """An agent the scan can drive, with the mapping that serves it."""
+
     host: str
     port: int
     settings: SnmpSettings
@@ -82,6 +84,8 @@ class Found:
 
 @dataclass(frozen=True)
 class Unsupported:
+    """An agent that answered but that no mapping serves."""
+
     host: str
     port: int
     sysobjectid: str

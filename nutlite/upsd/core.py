@@ -100,6 +100,8 @@ def new_tracking_id() -> str:
 
 @dataclass
 class TrackingEntry:
+    """The result of one tracked SET or INSTCMD, and when it was made."""
+
     status: int
     created: float
 

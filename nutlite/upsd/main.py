@@ -117,7 +117,9 @@ class ListenError(Exception):
 
 def _bind_one(host: str, port: int, family: int) -> socket.socket:
     """Bind the first address `host` resolves to (as upsd does) and listen."""
-    infos = socket.getaddrinfo(host, port, family, socket.SOCK_STREAM, 0, socket.AI_PASSIVE)
+    from nutlite.client import host_arg
+
+    infos = socket.getaddrinfo(host_arg(host), port, family, socket.SOCK_STREAM, 0, socket.AI_PASSIVE)
     last: OSError | None = None
     for fam, kind, proto, _canon, addr in infos:
         s = socket.socket(fam, kind, proto)
@@ -265,8 +267,8 @@ class Upsd:
         self.loop = asyncio.get_running_loop()
         self.poller = ClientPoller(self.loop)
         self._stop = self.loop.create_future()
-        for sig, fn in ((signal.SIGHUP, self.reload), (signal.SIGTERM, self.stop), (signal.SIGINT, self.stop)):
-            self.loop.add_signal_handler(sig, fn)
+        restore_signals = daemon.handle_signals(self.loop, {signal.SIGHUP: self.reload, signal.SIGTERM: self.stop,
+                                                            signal.SIGINT: self.stop})
         # Connect to the drivers before serving, so the first clients don't see DRIVER-NOT-CONNECTED.
         await asyncio.gather(*(self.connect_driver(e) for e in self.core.entries()))
         self.update_accepting()
@@ -280,6 +282,7 @@ class Upsd:
             await self._stop
         finally:
             self.shutdown()
+            restore_signals()
 
     def stop(self) -> None:
         log.info("Signal received, stopping")

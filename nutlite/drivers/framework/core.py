@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
-import inspect
 import logging
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager
@@ -165,7 +164,7 @@ class DriverState(DeviceState):
 async def call(fn: Callable[..., Any], *args: Any) -> Any:
     """Call a hook that may be a plain function or a coroutine function."""
     result = fn(*args)
-    if inspect.isawaitable(result):
+    if isinstance(result, Awaitable):
         result = await result
     return result
 

@@ -21,6 +21,8 @@ log = logging.getLogger("nutlite.driver")
 
 @dataclass
 class Option:
+    """A driver option (``-x name=value``, or a flag) and its help text."""
+
     name: str
     help: str
     flag: bool = False

@@ -257,9 +257,9 @@ class DriverRunner:
         except BaseException:
             await self.close()
             raise
-        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
-            loop.add_signal_handler(sig, self.stop)
-        loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload()))
+        restore_signals = daemon.handle_signals(loop, {
+            signal.SIGTERM: self.stop, signal.SIGINT: self.stop, signal.SIGQUIT: self.stop,
+            signal.SIGHUP: lambda: asyncio.ensure_future(self.reload())})
         if self.background is not None:
             self.background.ready()
             setup_logging(self.prog, self.config.debug, foreground=False)
@@ -268,6 +268,7 @@ class DriverRunner:
             await self.poll_loop()
         finally:
             self.notifier.stopping()
+            restore_signals()
             await self.close()
         return self.exit_code
 

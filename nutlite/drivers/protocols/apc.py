@@ -113,6 +113,8 @@ def _number(value: str) -> str:
 
 @dataclass(frozen=True)
 class ApcVar:
+    """An APC Smart variable: the NUT name, its command character, and how it is read."""
+
     name: str
     char: str
     poll: bool = False  # read at every poll (else at start and after EEPROM changes)
@@ -208,6 +210,8 @@ def split_alerts(line: str, capabilities: bool = False) -> tuple[str, str]:
 
 @dataclass(frozen=True)
 class ProtocolInfo:
+    """What the UPS says about its protocol: version, alert and command characters."""
+
     version: str
     alerts: str
     commands: str

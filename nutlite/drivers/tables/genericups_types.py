@@ -24,6 +24,8 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class CableType:
+    """One contact-closure cable (``upstype``): its number, wiring and the UPS it is for."""
+
     number: int
     description: str
     mfr: str

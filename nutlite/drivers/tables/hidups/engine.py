@@ -37,6 +37,8 @@ _LB_BITS = ("lowbatt", "timelimitexp", "shutdownimm")
 
 @dataclass
 class Quirks:
+    """The usbhid-ups options that change how the status is read."""
+
     onlinedischarge_onbattery: bool = False
     onlinedischarge_calibration: bool = False
     lbrb_log_delay_sec: float = 0.0
