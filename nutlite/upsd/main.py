@@ -117,7 +117,7 @@ class ListenError(Exception):
 
 def _bind_one(host: str, port: int, family: int) -> socket.socket:
     """Bind the first address `host` resolves to (as upsd does) and listen."""
-    from nutlite.client import host_arg
+    from nutlite.client import host_arg  # (here: upsd without the exporter imports no client otherwise)
 
     infos = socket.getaddrinfo(host_arg(host), port, family, socket.SOCK_STREAM, 0, socket.AI_PASSIVE)
     last: OSError | None = None

@@ -19,17 +19,15 @@ if TYPE_CHECKING:
     #: how the Python side reports: ``say("error", "text")``; levels info, error, critical
     Say = Callable[[str, str], None]
 
-MAGIC = "upsmon-shutdown-file"  # what POWERDOWNFLAG holds (no newline, as NUT writes it); parent.sh too
+MAGIC = "upsmon-shutdown-file"  # what POWERDOWNFLAG holds (no newline, as NUT writes it)
 SHUTDOWN_LINE = b"shutdown\n"  # the child's one request (one write, so never split)
+SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "parent.sh")
+SHELL = "/bin/sh"
 
 
 def exit_line(status: int) -> bytes:
     """The child's last line: the status it exits with (the parent exits with it too)."""
     return f"exit {status & 255}\n".encode()
-
-
-SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "parent.sh")
-SHELL = "/bin/sh"
 
 
 def write_flag(path: str) -> None:
@@ -63,4 +61,5 @@ def shutdown_command(command: str | None, say: Say) -> int:
 def exec_argv(child: int, shutdowncmd: str | None, powerdownflag: str | None, prog: str,
               use_syslog: bool) -> list[str]:
     """The command line that turns the forked parent into ``parent.sh`` (the pipe is its stdin)."""
-    return [SHELL, SCRIPT, str(child), prog, "1" if use_syslog else "0", shutdowncmd or "", powerdownflag or ""]
+    return [SHELL, SCRIPT, str(child), prog, "1" if use_syslog else "0", MAGIC, shutdowncmd or "",
+            powerdownflag or ""]

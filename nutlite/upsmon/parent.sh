@@ -1,9 +1,10 @@
 # nutlite upsmon's privileged parent, in POSIX sh (run with /bin/sh; see nutlite/upsmon/parent.py).
 #
 # Right after its fork, upsmon's root process becomes this script:
-#     /bin/sh parent.sh CHILD PROG SYSLOG SHUTDOWNCMD POWERDOWNFLAG
+#     /bin/sh parent.sh CHILD PROG SYSLOG MAGIC SHUTDOWNCMD POWERDOWNFLAG
 # with the read end of the pipe from the monitoring child CHILD as standard input. SYSLOG is 1 to log
-# to syslog (else to standard error); SHUTDOWNCMD and POWERDOWNFLAG may be empty.
+# to syslog (else to standard error); MAGIC is what POWERDOWNFLAG gets (parent.py's); SHUTDOWNCMD and
+# POWERDOWNFLAG may be empty.
 #
 # The parent does one thing for the child: on the line "shutdown" it writes POWERDOWNFLAG and runs
 # SHUTDOWNCMD (once). It passes TERM, INT, HUP and USR1 on to the child. The child's last line is
@@ -11,14 +12,12 @@
 # child died without saying (a signal). A shell holds a few hundred KiB where a Python interpreter
 # held 4 MiB.
 
-MAGIC=upsmon-shutdown-file
-
 case ${1-} in ''|*[!0-9]*) bad=1 ;; *) bad= ;; esac
-if [ $# -ne 5 ] || [ -n "$bad" ]; then
-    echo "upsmon parent: started by upsmon, not by hand (CHILD PROG SYSLOG SHUTDOWNCMD POWERDOWNFLAG)" >&2
+if [ $# -ne 6 ] || [ -n "$bad" ] || [ -z "$4" ]; then
+    echo "upsmon parent: started by upsmon, not by hand (CHILD PROG SYSLOG MAGIC SHUTDOWNCMD POWERDOWNFLAG)" >&2
     exit 2
 fi
-child=$1 prog=${2:-upsmon} syslog=$3 shutdowncmd=$4 flag=$5
+child=$1 prog=${2:-upsmon} syslog=$3 magic=$4 shutdowncmd=$5 flag=$6
 
 say() {  # say LEVEL TEXT (LEVEL: info, err or crit)
     if [ "$syslog" = 1 ] && logger -t "$prog" --id=$$ -p "daemon.$1" -- "$2" 2>/dev/null; then
@@ -29,7 +28,7 @@ say() {  # say LEVEL TEXT (LEVEL: info, err or crit)
 
 write_flag() {  # upsmon's marker, synced to disk: the power may go any moment
     [ -n "$flag" ] || return 0
-    why=$( { umask 022; printf '%s' "$MAGIC" >"$flag"; } 2>&1 ) || {
+    why=$( { umask 022; printf '%s' "$magic" >"$flag"; } 2>&1 ) || {
         say err "cannot write POWERDOWNFLAG $flag: ${why##*: }"
         return 0
     }
