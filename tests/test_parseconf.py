@@ -165,3 +165,15 @@ def test_encode() -> None:
     assert encode('a"b\\c#d') == 'a\\"b\\\\c\\#d'
     assert encode("plain value") == "plain value"
     assert quote("") == '""'
+
+
+def test_fast_path_leaves_exactly_the_plain_characters() -> None:
+    """Only lines of plain characters take the str.split() fast path: every quote, backslash, "#",
+    "=", non-whitespace control character and non-ASCII character goes through the full parser."""
+    from nutlite.parseconf import _SPECIAL
+
+    def special(c: int) -> bool:
+        return chr(c) in '"\\#=' or c <= 0x08 or 0x0E <= c <= 0x1F or c >= 0x80
+
+    wrong = [hex(c) for c in range(0x110000) if bool(_SPECIAL.search(chr(c))) != special(c)]
+    assert wrong == []
