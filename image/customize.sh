@@ -30,6 +30,13 @@ for unit in apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer e2scrub_re
     sys-kernel-debug.mount sys-kernel-tracing.mount dev-hugepages.mount modprobe@drm.service; do
     systemctl --root="$R" mask "$unit" >/dev/null 2>&1 || true
 done
+# systemd's generators for what the image has not got: encrypted, verity and integrity volumes, a GPT
+# disk, hibernation, offline updates, SysV init scripts (every one here has a native unit), rc.local.
+# Each is a process start at boot and at every daemon-reload.
+mkdir -p "$R/etc/systemd/system-generators"
+for gen in cryptsetup veritysetup integritysetup gpt-auto hibernate-resume system-update sysv rc-local; do
+    ln -sf /dev/null "$R/etc/systemd/system-generators/systemd-$gen-generator"
+done
 
 # The Pi's cmdline.txt and config.txt again, now that /etc/default/raspi-firmware and
 # raspi-extra-cmdline (from image/rootfs) name the root partition by label and make it read-only.

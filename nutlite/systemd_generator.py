@@ -232,7 +232,12 @@ def hotplug_plan(ups_conf: Path, say: Callable[[str], None] = _say) -> HotplugPl
     return plan
 
 
-def _write_rules(plan: HotplugPlan | None, rules_dir: Path) -> None:
+def rules_dir() -> Path:
+    """Where the hot-plug rules go: ``NUTLITE_UDEV_RULES_DIR`` (tests), else /run/udev/rules.d."""
+    return Path(os.environ.get(UDEV_DIR_ENV) or UDEV_RULES_DIR)
+
+
+def write_rules(plan: HotplugPlan | None, rules_dir: Path) -> None:
     """Write the hot-plug rules file (atomically), or remove a stale one when no section hot-plugs."""
     path = rules_dir / UDEV_RULES
     if plan is None or not plan.entries:
@@ -243,6 +248,24 @@ def _write_rules(plan: HotplugPlan | None, rules_dir: Path) -> None:
     tmp = rules_dir / f".{UDEV_RULES}.tmp"
     tmp.write_text(plan.rules_text())
     tmp.replace(path)
+
+
+def instances(plan: HotplugPlan, say: Callable[[str], None] = _say) -> list[tuple[str, str, Hotplug | None]]:
+    """Each section's driver unit, once: (section, unit name, its hot-plug rule or None when
+    nut-driver.target starts it). A name too long for a unit is said and left out."""
+    hot = {e.section: e for e in plan.entries}
+    found: list[tuple[str, str, Hotplug | None]] = []
+    seen: set[str] = set()
+    for section in plan.sections:
+        unit = instance_unit(section)
+        if len(unit) > UNIT_NAME_MAX:
+            say(f"{plan.source}: section [{section}]: its unit name would be longer than {UNIT_NAME_MAX} "
+                "characters; no driver unit generated for it (choose a shorter name)")
+            continue
+        if unit not in seen:
+            seen.add(unit)
+            found.append((section, unit, hot.get(section)))
+    return found
 
 
 def _dropin(ups_conf: Path, section: str, hot: Hotplug | None) -> str:
@@ -261,22 +284,11 @@ def generate(ups_conf: Path, outdir: Path, rules_dir: Path | None = None) -> lis
     ``rules_dir`` (None: leave udev's rules alone); return the unit names written."""
     plan = hotplug_plan(ups_conf)
     if rules_dir is not None:
-        _write_rules(plan, rules_dir)
+        write_rules(plan, rules_dir)
     if plan is None:
         return []
-    hot = {e.section: e for e in plan.entries}
     written: list[str] = []
-    seen: set[str] = set()
-    for section in plan.sections:
-        unit = instance_unit(section)
-        if len(unit) > UNIT_NAME_MAX:
-            _say(f"{ups_conf}: section [{section}]: its unit name would be longer than {UNIT_NAME_MAX} "
-                 "characters; no driver unit generated for it (choose a shorter name)")
-            continue
-        if unit in seen:
-            continue
-        seen.add(unit)
-        entry = hot.get(section)
+    for section, unit, entry in instances(plan):
         if entry is None:  # no device to wait for: started with nut-driver.target, as always
             wants = outdir / TARGET_WANTS
             wants.mkdir(parents=True, exist_ok=True)
@@ -300,11 +312,11 @@ def main(argv: list[str] | None = None) -> int:
     confdir = Path(os.environ.get("NUT_CONFPATH") or "/etc/nut")
     ups_conf = confdir / "ups.conf"
     try:
-        rules_dir = Path(os.environ.get(UDEV_DIR_ENV) or UDEV_RULES_DIR)
+        rules = rules_dir()
         if not ups_conf.exists():
-            _write_rules(None, rules_dir)  # no UPS configured here: nothing to start
+            write_rules(None, rules)  # no UPS configured here: nothing to start
             return 0
-        generate(ups_conf, Path(args[0]), rules_dir)
+        generate(ups_conf, Path(args[0]), rules)
     except Exception as exc:  # noqa: BLE001 - a generator must never fail the boot
         _say(f"cannot generate the driver units from {ups_conf}: {exc}")
     return 0

@@ -18,6 +18,7 @@ import pytest
 from nutenv import REPO_ROOT
 
 from nutlite.config import load_upsd_users, load_upsmon_conf
+from nutlite.systemd_generator import UDEV_DIR_ENV
 
 NUT_GID = grp.getgrnam("nut").gr_gid if os.geteuid() == 0 else None
 DIRS = ("boot", "etc", "data", "run", "root", "dev", "sys")
@@ -31,6 +32,11 @@ class Tree:
         if name in DIRS:
             return self.base / name
         raise AttributeError(name)
+
+    @property
+    def udev(self) -> Path:
+        """Where the systemd step writes the hot-plug rules (instead of /run/udev/rules.d)."""
+        return self.base / "udev"
 
     @property
     def user(self) -> Path:
@@ -58,7 +64,8 @@ class Tree:
         argv = [sys.executable, "-m", "nutlite", "appliance", "setup",
                 *self.args(*(extra or ([] if systemd else ["--no-systemd"])))]
         r = subprocess.run(argv, capture_output=True, text=True, timeout=120, cwd=self.base,
-                           env={**os.environ, "PYTHONPATH": str(REPO_ROOT), **(env or {})})
+                           env={**os.environ, "PYTHONPATH": str(REPO_ROOT), UDEV_DIR_ENV: str(self.udev),
+                                **(env or {})})
         assert "Traceback" not in r.stderr, r.stderr
         for line in r.stderr.splitlines():
             assert line.startswith("nutlite appliance: "), r.stderr

@@ -94,20 +94,29 @@ def fake_commands(folder: Path, log: Path) -> dict[str, str]:
     return {"PATH": f"{folder}:{os.environ['PATH']}"}
 
 
-def test_systemd_step_reloads_and_starts_the_attached_ups_only_when_ups_conf_changed(tree: Tree) -> None:  # noqa: F811
+def test_systemd_step_starts_the_drivers_and_defers_the_reload_only_when_ups_conf_changed(tree: Tree) -> None:  # noqa: F811
     log = tree.base.parent / "calls"
     env = fake_commands(tree.base.parent / "bin", log)
     with simulators(tree):
         tree.put("ups.conf", f"[here]\n\tdriver = nutdrv_qx\n\tport = /dev/serial/by-id/{Q1_ID}\n"
                              "[gone]\n\tdriver = nutdrv_qx\n\tport = /dev/ttyUSB7\n"
-                             "[usb]\n\tdriver = usbhid-ups\n\tport = auto\n\tvendorid = 051d\n")
+                             "[usb]\n\tdriver = usbhid-ups\n\tport = auto\n\tvendorid = 051d\n"
+                             "[fixed]\n\tdriver = dummy-ups\n\tport = fixed.dev\n")
         r = tree.setup("--systemd", env=env)
         assert r.returncode == 0, r.stderr
         calls = log.read_text().splitlines()
-        # [here]'s port is in --dev; ttyUSB7 and a USB 051d device are not
-        assert calls == ["systemctl daemon-reload", "udevadm control --reload",
-                         "systemctl start --no-block nut-driver.target",
-                         "systemctl start --no-block nut-driver@here.service"]
+        # no daemon-reload in the middle of the boot: [fixed] (what nut-driver.target starts) and
+        # [here] (its port is in --dev; ttyUSB7 and a USB 051d device are not) start from the
+        # template now, and the reload waits in its own unit
+        assert calls == ["udevadm control --reload",
+                         "systemctl start --no-block nut-driver@fixed.service",
+                         "systemctl start --no-block nut-driver@here.service",
+                         "systemctl start --no-block nutlite-appliance-reload.service"]
+        # udev has the generator's hot-plug rules at once: one per hot-plugged section
+        rules = (tree.udev / "90-nutlite-hotplug.rules").read_text()
+        for unit in ("nut-driver@here.service", "nut-driver@gone.service", "nut-driver@usb.service"):
+            assert f'ENV{{SYSTEMD_WANTS}}+="{unit}"' in rules
+        assert "nut-driver@fixed.service" not in rules
         log.unlink()
         r = tree.setup("--systemd", env=env)
         assert not log.exists(), "ups.conf did not change: nothing to reload"
@@ -117,8 +126,10 @@ def test_systemd_step_reloads_and_starts_the_attached_ups_only_when_ups_conf_cha
     (usb / "idProduct").write_text("0002\n")
     tree.put("ups.conf", "[usb]\n\tdriver = usbhid-ups\n\tport = auto\n\tvendorid = 051D\n")
     tree.setup("--systemd", env={**env, "PATH": f"{tree.base.parent / 'bin'}:/nonexistent"})
-    assert log.read_text().splitlines()[-2:] == [f"udevadm trigger --action=add {usb}",
-                                                 "systemctl start --no-block nut-driver@usb.service"]
+    assert log.read_text().splitlines()[-3:] == [f"udevadm trigger --action=add {usb}",
+                                                 "systemctl start --no-block nut-driver@usb.service",
+                                                 "systemctl start --no-block nutlite-appliance-reload.service"]
+    assert "nut-driver@here.service" not in (tree.udev / "90-nutlite-hotplug.rules").read_text()
 
 
 def test_systemd_commands_that_fail_are_one_line_each(tree: Tree) -> None:  # noqa: F811
@@ -129,7 +140,7 @@ def test_systemd_commands_that_fail_are_one_line_each(tree: Tree) -> None:  # no
     tree.put("ups.conf", "[u]\n\tdriver = dummy-ups\n\tport = x.dev\n")
     r = tree.setup("--systemd", env={"PATH": f"{folder}:/nonexistent"})
     assert r.returncode == 0
-    assert "'systemctl daemon-reload' failed (exit 1): Failed to connect to bus" in r.stderr
+    assert "'systemctl start --no-block nut-driver@u.service' failed (exit 1): Failed to connect to bus" in r.stderr
     assert "udevadm is not installed" in r.stderr
 
 

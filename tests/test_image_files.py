@@ -15,10 +15,12 @@ import pytest
 from test_systemd_units import SYSTEMD_DIR, assert_verified, verifiable_copies
 
 from nutlite.appliance.configs import FILES
+from nutlite.appliance.units import RELOAD_UNIT
 
 IMAGE = Path(__file__).resolve().parent.parent / "image"
 ROOTFS = IMAGE / "rootfs"
 UNIT = ROOTFS / "etc/systemd/system/nutlite-appliance.service"
+RELOAD = ROOTFS / "etc/systemd/system" / RELOAD_UNIT
 
 
 def fstab() -> dict[str, list[str]]:
@@ -79,10 +81,19 @@ def test_customize_script_is_valid_shell() -> None:
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed")
 def test_image_units_verify(tmp_path: Path) -> None:
-    """The appliance unit and the drop-ins, with the package's units, pass ``systemd-analyze verify``."""
-    unitdir = verifiable_copies(tmp_path, [UNIT, SYSTEMD_DIR / "nut-monitor.service"])
+    """The appliance units and the drop-ins, with the package's units, pass ``systemd-analyze verify``."""
+    unitdir = verifiable_copies(tmp_path, [UNIT, RELOAD, SYSTEMD_DIR / "nut-monitor.service"])
     for dropin in sorted((ROOTFS / "etc/systemd/system").glob("*.service.d/*.conf")):
         target = unitdir / dropin.parent.name
         target.mkdir(exist_ok=True)
         shutil.copy(dropin, target / dropin.name)
-    assert_verified([unitdir / UNIT.name, unitdir / "nut-monitor.service"], unitdir)
+    assert_verified([unitdir / UNIT.name, unitdir / RELOAD.name, unitdir / "nut-monitor.service"], unitdir)
+
+
+def test_deferred_reload_runs_after_the_nut_services_and_reloads() -> None:
+    """The reload the appliance asks for (by this name) waits for upsd and upsmon, and reloads."""
+    text = RELOAD.read_text()
+    after = " ".join(ln.split("=", 1)[1] for ln in text.splitlines() if ln.startswith("After=")).split()
+    assert {"nut-server.service", "nut-monitor.service"} <= set(after)
+    assert "ExecStart=/bin/systemctl daemon-reload" in text.splitlines()
+    assert "[Install]" not in text, "started by nutlite-appliance.service only, never enabled"

@@ -1,13 +1,25 @@
-"""Step 8 of ``nutlite appliance setup``: when ups.conf changed, have systemd and udev take the new
-one (the driver generator makes the units and the hot-plug rules), and start the driver of every
-hot-plugged UPS that is already there."""
+"""Step 8 of ``nutlite appliance setup``: when ups.conf changed, start its drivers now and have
+systemd take the new file once the stack is up.
+
+The driver generator ran at the start of the boot, on the image's ups.conf. A ``systemctl
+daemon-reload`` would run it again on the new one, but under QEMU it stops the service manager for
+5-12 s in the middle of the boot. So this step does without it at first: it writes the generator's
+hot-plug rules itself (udev then starts a hot-plugged driver when its UPS appears) and starts the
+driver instances of the template directly. nutlite-appliance-reload.service does the reload after
+the NUT services have started; from then on the generator's units (nut-driver.target's links, the
+hot-plugged drivers' BindsTo= on their device) are in place, as after any boot."""
 
 from __future__ import annotations
 
 import subprocess
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from nutlite.appliance.files import Context
+from nutlite.appliance.files import Context, describe_error
+
+if TYPE_CHECKING:
+    from nutlite.config import UpsConf
+    from nutlite.systemd_generator import HotplugPlan
 
 TIMEOUT = 60
 
@@ -55,19 +67,14 @@ def usb_present(sysfs: Path, vendor: str, product: str | None, serial: str | Non
     return None
 
 
-def present_sections(ctx: Context, ups_conf: Path) -> list[tuple[str, Path | None]]:
-    """The hot-plugged sections of ``ups_conf`` whose device is attached now: their unit names, and for
-    a USB UPS its sysfs folder."""
-    from nutlite.config import ConfigError, load_ups_conf
-    from nutlite.systemd_generator import _usb_id, hotplug_plan
+RELOAD_UNIT = "nutlite-appliance-reload.service"
 
-    plan = hotplug_plan(ups_conf, ctx.say)
-    if plan is None:
-        return []
-    try:
-        conf = load_ups_conf(ups_conf)
-    except ConfigError:
-        return []
+
+def present_sections(ctx: Context, plan: HotplugPlan, conf: UpsConf) -> list[tuple[str, Path | None]]:
+    """The hot-plugged sections of ``plan`` whose device is attached now: their unit names, and for a
+    USB UPS its sysfs folder."""
+    from nutlite.systemd_generator import _usb_id
+
     units = []
     for entry in plan.entries:
         sec = conf.ups[entry.section]
@@ -87,16 +94,30 @@ def present_sections(ctx: Context, ups_conf: Path) -> list[tuple[str, Path | Non
 def reload_and_start(ctx: Context, ups_changed: bool) -> None:
     if not ups_changed:
         return
-    run(ctx, ["systemctl", "daemon-reload"])
-    run(ctx, ["udevadm", "control", "--reload"])
-    # The boot's start job of nut-driver.target was queued with the links of the old ups.conf: ask for
-    # it again, so that the drivers the new links name (sections that are not hot-plugged) start too.
-    run(ctx, ["systemctl", "start", "--no-block", "nut-driver.target"])
+    from nutlite.config import ConfigError, load_ups_conf
+    from nutlite.systemd_generator import hotplug_plan, instances, rules_dir, write_rules
+
     ups_conf = ctx.paths.nut_dir / "ups.conf"
-    for unit, usb in present_sections(ctx, ups_conf):
-        if usb is not None:
-            # udev's coldplug saw this UPS before the new rule existed: replay its "add" so that the
-            # rule makes /dev/nutlite/<section>, the device the driver is bound to
-            run(ctx, ["udevadm", "trigger", "--action=add", str(usb)])
-        if run(ctx, ["systemctl", "start", "--no-block", unit]):
-            ctx.say(f"started {unit}: its UPS is attached")
+    plan = hotplug_plan(ups_conf, ctx.say)
+    rules = rules_dir()
+    try:
+        write_rules(plan, rules)
+    except OSError as exc:
+        ctx.say(f"cannot write the hot-plug rules into {rules}: {describe_error(exc)}")
+    run(ctx, ["udevadm", "control", "--reload"])
+    try:
+        conf = None if plan is None else load_ups_conf(ups_conf)
+    except ConfigError:
+        conf = None
+    if plan is not None and conf is not None:
+        for _section, unit, hot in instances(plan, lambda _text: None):  # the generator says it again
+            if hot is None:  # what nut-driver.target would have started
+                run(ctx, ["systemctl", "start", "--no-block", unit])
+        for unit, usb in present_sections(ctx, plan, conf):
+            if usb is not None:
+                # udev's coldplug saw this UPS before the rule existed: replay its "add" so that the
+                # rule makes /dev/nutlite/<section> and wants the driver
+                run(ctx, ["udevadm", "trigger", "--action=add", str(usb)])
+            if run(ctx, ["systemctl", "start", "--no-block", unit]):
+                ctx.say(f"started {unit}: its UPS is attached")
+    run(ctx, ["systemctl", "start", "--no-block", RELOAD_UNIT])
