@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING
 from nutlite.appliance.files import Context, describe_error
 
 if TYPE_CHECKING:
-    from nutlite.config import UpsConf
     from nutlite.systemd_generator import HotplugPlan
 
 TIMEOUT = 60
@@ -70,14 +69,14 @@ def usb_present(sysfs: Path, vendor: str, product: str | None, serial: str | Non
 RELOAD_UNIT = "nutlite-appliance-reload.service"
 
 
-def present_sections(ctx: Context, plan: HotplugPlan, conf: UpsConf) -> list[tuple[str, Path | None]]:
+def present_sections(ctx: Context, plan: HotplugPlan) -> list[tuple[str, Path | None]]:
     """The hot-plugged sections of ``plan`` whose device is attached now: their unit names, and for a
     USB UPS its sysfs folder."""
     from nutlite.systemd_generator import _usb_id
 
     units = []
     for entry in plan.entries:
-        sec = conf.ups[entry.section]
+        sec = plan.conf.ups[entry.section]  # type: ignore[attr-defined]
         port = sec.port
         if port.startswith("/dev/"):  # looked for under --dev
             if (ctx.paths.dev / port.removeprefix("/dev/")).exists():
@@ -94,7 +93,6 @@ def present_sections(ctx: Context, plan: HotplugPlan, conf: UpsConf) -> list[tup
 def reload_and_start(ctx: Context, ups_changed: bool) -> None:
     if not ups_changed:
         return
-    from nutlite.config import ConfigError, load_ups_conf
     from nutlite.systemd_generator import hotplug_plan, instances, rules_dir, write_rules
 
     ups_conf = ctx.paths.nut_dir / "ups.conf"
@@ -105,15 +103,11 @@ def reload_and_start(ctx: Context, ups_changed: bool) -> None:
     except OSError as exc:
         ctx.say(f"cannot write the hot-plug rules into {rules}: {describe_error(exc)}")
     run(ctx, ["udevadm", "control", "--reload"])
-    try:
-        conf = None if plan is None else load_ups_conf(ups_conf)
-    except ConfigError:
-        conf = None
-    if plan is not None and conf is not None:
+    if plan is not None:
         for _section, unit, hot in instances(plan, lambda _text: None):  # the generator says it again
             if hot is None:  # what nut-driver.target would have started
                 run(ctx, ["systemctl", "start", "--no-block", unit])
-        for unit, usb in present_sections(ctx, plan, conf):
+        for unit, usb in present_sections(ctx, plan):
             if usb is not None:
                 # udev's coldplug saw this UPS before the rule existed: replay its "add" so that the
                 # rule makes /dev/nutlite/<section> and wants the driver
