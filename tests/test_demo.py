@@ -124,6 +124,13 @@ def demo_argv(port: int, work: Path) -> list[str]:
     return [sys.executable, "-m", "nutlite", "demo", "--port", str(port), "--dir", str(work)]
 
 
+def default_stop_signals() -> None:
+    """In the demo's child: the stop signals as a terminal gives them, even when the suite itself runs
+    under nohup (the demo keeps a signal it was started with ignored, and SIGHUP would do nothing)."""
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)
+
+
 @contextlib.contextmanager
 def running_demo(tmp_path: Path, stdio: int | IO[bytes] | None = None, argv: list[str] | None = None,
                  port: int | None = None, stdout: int | None = None) -> Iterator[Demo]:
@@ -135,7 +142,8 @@ def running_demo(tmp_path: Path, stdio: int | IO[bytes] | None = None, argv: lis
     with open(output, "wb") as out:
         target = out if stdio is None else stdio
         proc = subprocess.Popen(argv or demo_argv(port, work), stdin=subprocess.DEVNULL if stdio is None else stdio,
-                                stdout=target if stdout is None else stdout, stderr=target, start_new_session=True)
+                                stdout=target if stdout is None else stdout, stderr=target, start_new_session=True,
+                                preexec_fn=default_stop_signals)
     demo = Demo(proc, port, work, output)
     try:
         yield demo
